@@ -1,0 +1,146 @@
+"""Typed, timestamped data that flows between pipeline stages.
+
+Every stage takes and returns one of these, so a stage can be run, tested and
+benchmarked on its own (the way MediaPipe packets carry their timestamp).
+Times are seconds: capture time from ``time.perf_counter()`` for live sources,
+media time (index / fps) for files and image sequences.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+#: Default class set (MEGC2019 composite protocol).
+EMOTIONS: tuple[str, ...] = ("negative", "positive", "surprise")
+
+
+@dataclass(slots=True)
+class Frame:
+    """One captured image. ``image`` is HxWx3 uint8 BGR (OpenCV order)."""
+
+    index: int
+    t: float
+    image: np.ndarray
+
+
+@dataclass(slots=True)
+class FaceLandmarks:
+    """MediaPipe face mesh of the followed face in one frame.
+
+    ``points`` is (478, 3) float32: x, y in pixels of the full frame, z in the
+    same pixel scale (MediaPipe's relative depth times the frame width).
+    ``n_faces`` is how many faces the tracker saw (it follows the largest).
+    """
+
+    index: int
+    t: float
+    points: np.ndarray
+    n_faces: int = 1
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 of the landmarks."""
+        xy = self.points[:, :2]
+        x0, y0 = xy.min(axis=0)
+        x1, y1 = xy.max(axis=0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+
+@dataclass(slots=True)
+class AlignedFace:
+    """Face warped by a similarity transform onto the canonical template.
+
+    ``crop`` is SxSx3 uint8 BGR; ``matrix`` the 2x3 frame->crop transform;
+    ``points`` the landmarks (478, 2) in crop pixels.
+    """
+
+    index: int
+    t: float
+    crop: np.ndarray
+    matrix: np.ndarray
+    points: np.ndarray
+
+
+@dataclass(slots=True)
+class MotionSample:
+    """Spotter state after one frame: per-region motion, combined value, threshold."""
+
+    index: int
+    t: float
+    regions: np.ndarray
+    value: float
+    threshold: float
+
+
+@dataclass(slots=True)
+class Window:
+    """A spotted movement: onset, apex and offset of one candidate.
+
+    ``kind`` is "micro" for 65-500 ms movements, "macro" for longer ones.
+    ``confirmed_t`` is when the detector committed to it, so
+    ``confirmed_t - apex_t`` is the spotting delay.
+    """
+
+    onset_index: int
+    apex_index: int
+    offset_index: int
+    onset_t: float
+    apex_t: float
+    offset_t: float
+    kind: Literal["micro", "macro"] = "micro"
+    peak: float = 0.0
+    confirmed_t: float = 0.0
+    regions: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.offset_t - self.onset_t
+
+
+@dataclass(slots=True)
+class Event:
+    """What the product reports for one spotted movement.
+
+    ``emotion`` is None ("unclassified") when no classifier ran on it, e.g. for
+    macro-expressions or when the pipeline runs without a model.
+    """
+
+    window: Window
+    emotion: str | None = None
+    confidence: float = 0.0
+    probs: dict[str, float] = field(default_factory=dict)
+    aus: dict[str, float] = field(default_factory=dict)
+    decided_t: float = 0.0
+    source: str = ""
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the apex to the decision."""
+        return max(0.0, self.decided_t - self.window.apex_t)
+
+    def to_dict(self) -> dict:
+        w = self.window
+        return {
+            "kind": w.kind,
+            "emotion": self.emotion or "unclassified",
+            "confidence": round(float(self.confidence), 4),
+            "probs": {k: round(float(v), 4) for k, v in self.probs.items()},
+            "aus": {k: round(float(v), 4) for k, v in self.aus.items()},
+            "onset_frame": w.onset_index,
+            "apex_frame": w.apex_index,
+            "offset_frame": w.offset_index,
+            "onset_s": round(w.onset_t, 4),
+            "apex_s": round(w.apex_t, 4),
+            "offset_s": round(w.offset_t, 4),
+            "duration_s": round(w.duration, 4),
+            "peak": round(float(w.peak), 5),
+            "regions": {k: round(float(v), 5) for k, v in w.regions.items()},
+            "spotting_delay_s": round(max(0.0, w.confirmed_t - w.apex_t), 4),
+            "decision_latency_s": round(self.latency, 4),
+            "source": self.source,
+        }
+
+
+__all__ = ["EMOTIONS", "Frame", "FaceLandmarks", "AlignedFace", "MotionSample", "Window", "Event", "asdict"]
