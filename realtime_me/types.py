@@ -23,6 +23,9 @@ class Frame:
     index: int
     t: float
     image: np.ndarray
+    #: perf_counter() when the frame entered the pipeline (set by the ring): latency
+    #: is measured from here, in one clock, whether ``t`` is capture or media time.
+    arrival: float = 0.0
 
 
 @dataclass(slots=True)
@@ -113,12 +116,10 @@ class Event:
     probs: dict[str, float] = field(default_factory=dict)
     aus: dict[str, float] = field(default_factory=dict)
     decided_t: float = 0.0
+    #: seconds from the apex frame entering the pipeline to this decision
+    #: (spotting look-ahead + classification); filled in by the pipeline
+    latency_s: float = 0.0
     source: str = ""
-
-    @property
-    def latency(self) -> float:
-        """Seconds from the apex to the decision."""
-        return max(0.0, self.decided_t - self.window.apex_t)
 
     def to_dict(self) -> dict:
         w = self.window
@@ -138,7 +139,7 @@ class Event:
             "peak": round(float(w.peak), 5),
             "regions": {k: round(float(v), 5) for k, v in w.regions.items()},
             "spotting_delay_s": round(max(0.0, w.confirmed_t - w.apex_t), 4),
-            "decision_latency_s": round(self.latency, 4),
+            "decision_latency_s": round(self.latency_s, 4),
             "source": self.source,
         }
 

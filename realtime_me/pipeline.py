@@ -1,0 +1,358 @@
+"""The one pipeline object behind the CLI, the browser demo and the benchmarks.
+
+    capture thread --> FrameRing --> processing thread ------------------> classifier thread --> sinks
+    (source.frames()   (fixed size,   landmarks -> align -> spot            (engine on onset/apex
+     or push())         drops oldest  (per frame)     |                       aligned crops)
+                        when live)                    +-- macro / unclassified events ------------> sinks
+
+Every queue is bounded: a live source that outruns processing loses its oldest
+frames (counted), a slow classifier loses classifications (counted, the event is
+still reported as unclassified), and memory never grows. File sources are read
+with back-pressure instead and lose nothing.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .alignment import Aligner
+from .landmarks import FaceTracker
+from .ringbuffer import FrameRing
+from .sources import Source, SourceInfo
+from .stats import Stats
+from .types import AlignedFace, Event, FaceLandmarks, Frame, MotionSample, Window
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[Event], None]
+
+#: where shipped weights live in a source checkout (``models/`` beside the package)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "medn"
+
+
+@dataclass
+class PipelineConfig:
+    buffer_seconds: float = 2.0      # frame ring capacity
+    history_seconds: float = 2.0     # aligned faces kept for classifying a window after its offset
+    motion_seconds: float = 10.0     # motion samples kept for live plots
+    align_size: int = 224
+    classify: bool = True            # False: every event is reported "unclassified"
+    weights: str | None = None       # None: the shipped models/medn
+    backend: str = "auto"
+    sensitivity: float | None = None  # the spotter's one knob; None: its default
+    classify_queue: int = 16
+
+
+@dataclass
+class RunResult:
+    events: list[Event]
+    stats: Stats
+    source: SourceInfo | None
+    end_reason: str
+
+
+class Pipeline:
+    """Frames in, micro-expression events out. ``start`` + ``push`` for frames that
+    arrive from elsewhere (the browser), ``run(source)`` for a source of our own."""
+
+    def __init__(self, config: PipelineConfig | None = None, sinks: list[EventSink] | tuple = ()) -> None:
+        self.config = config or PipelineConfig()
+        self.sinks: list[EventSink] = list(sinks)
+        self.tracker = FaceTracker()
+        self.aligner = Aligner(self.config.align_size)
+        self.classifier = self._load_classifier() if self.config.classify else None
+        self.spotter = None
+        self.events: list[Event] = []
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._ring: FrameRing | None = None
+        self._classify_q: queue.Queue | None = None
+        self._live = True
+        self._fps = 30.0
+        self._history: deque[tuple[AlignedFace, float]] = deque()
+        self._motion: deque[MotionSample] = deque()
+        self._windows: deque[Window] = deque(maxlen=200)
+        self._last: tuple[Frame, FaceLandmarks | None] | None = None
+        self._lost_since: tuple[int, float] | None = None
+        self._next_index = 0
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def _load_classifier(self):
+        from .classify import Classifier
+        from .engines import load_engine
+
+        weights = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
+        engine = load_engine(weights, backend=self.config.backend)
+        return Classifier.from_engine(engine, weights)
+
+    def _make_spotter(self, fps: float):
+        from .spotting import Spotter
+
+        kwargs = {} if self.config.sensitivity is None else {"sensitivity": self.config.sensitivity}
+        spotter = Spotter(fps=fps, **kwargs)
+        spotter.warmup()  # numba compiles now, not on the first live frame
+        return spotter
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def start(self, fps: float, live: bool = True) -> None:
+        """Start the processing and classifier threads for frames of about ``fps``."""
+        if self.running:
+            raise RuntimeError("pipeline already running")
+        self._fps, self._live = float(fps), live
+        self.spotter = self._make_spotter(self._fps)
+        self.stats = Stats()
+        self.events = []
+        self._stop.clear()
+        self._ring = FrameRing.for_seconds(self.config.buffer_seconds, self._fps)
+        self._classify_q = queue.Queue(maxsize=self.config.classify_queue)
+        self._history = deque(maxlen=max(2, int(self.config.history_seconds * self._fps)))
+        self._motion = deque(maxlen=max(2, int(self.config.motion_seconds * self._fps)))
+        self._windows.clear()
+        self._lost_since, self._last, self._next_index = None, None, 0
+        self._threads = [threading.Thread(target=self._guard, args=(self._process_loop,), name="rtme-process", daemon=True)]
+        if self.classifier is not None:
+            self._threads.append(threading.Thread(target=self._guard, args=(self._classify_loop,), name="rtme-classify", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def _guard(self, loop) -> None:
+        """A crash in a worker stops the run cleanly and is re-raised by ``wait``."""
+        try:
+            loop()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            log.exception("pipeline thread failed")
+            self.error = e
+            self._stop.set()
+            if self._ring is not None:
+                self._ring.close()
+            if self._classify_q is not None:
+                _put_sentinel(self._classify_q)
+
+    # ------------------------------------------------------------------ input
+    def push(self, image: np.ndarray, t: float | None = None, index: int | None = None) -> bool:
+        """Feed one BGR frame. Live: never blocks, the ring drops its oldest frame when full."""
+        if self._ring is None:
+            raise RuntimeError("call start() before push()")
+        if index is None:
+            index = self._next_index
+        self._next_index = index + 1
+        frame = Frame(index, time.perf_counter() if t is None else t, image, time.perf_counter())
+        ok = self._ring.put(frame, block=not self._live)
+        if ok:
+            self.stats.frames_in += 1
+        self.stats.frames_dropped = self._ring.dropped
+        return ok
+
+    def close_input(self) -> None:
+        """No more frames: processing drains the ring, flushes the spotter, then stops."""
+        if self._ring is not None:
+            self._ring.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the threads to finish; True when they have. Re-raises a worker's crash."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+        done = not self.running
+        if done:
+            self.stats.finished = self.stats.finished or time.perf_counter()
+            if self.error is not None:
+                err, self.error = self.error, None
+                raise err
+        return done
+
+    def stop(self, timeout: float = 10.0) -> Stats:
+        """Stop soon: frames already queued are still processed and events flushed."""
+        self.close_input()
+        self.wait(timeout)
+        return self.stats
+
+    def run(self, source: Source, progress: Callable[[int], None] | None = None,
+            tick: Callable[[], bool] | None = None, tick_every: float = 0.1) -> RunResult:
+        """Run ``source`` to its end (or until ``stop``/Ctrl-C) and return the events.
+
+        The caller's thread only waits (calling ``tick`` every ``tick_every`` s, e.g. to
+        draw a window; ``tick`` returning False stops the run), so Ctrl-C lands here
+        and shuts down cleanly."""
+        self.start(source.info.fps, live=source.info.live)
+        feeder = threading.Thread(target=self._feed, args=(source, progress), name="rtme-capture", daemon=True)
+        feeder.start()
+        try:
+            while feeder.is_alive() or self.running:
+                feeder.join(tick_every)
+                if not feeder.is_alive():
+                    self.wait(tick_every)
+                if tick is not None and not tick():
+                    self._stop.set()
+                    source.end_reason = "stopped by the user"
+        except KeyboardInterrupt:
+            self._stop.set()
+            source.end_reason = "interrupted"
+            feeder.join(5.0)
+            self.stop()
+            raise
+        finally:
+            self.close_input()
+        self.wait()
+        return RunResult(list(self.events), self.stats, source.info, source.end_reason)
+
+    def _feed(self, source: Source, progress) -> None:
+        frames = source.frames()
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                if not source.info.live:  # a live source's wait for the next frame is not decode time
+                    self.stats.add("decode", time.perf_counter() - t0)
+                if not self.push(frame.image, frame.t, frame.index):
+                    break
+                if progress is not None:
+                    progress(frame.index + 1)
+        except Exception as e:  # noqa: BLE001 - a failing source ends the run, it doesn't crash it
+            log.error("source failed: %s", e)
+            source.end_reason = f"source failed: {e}"
+        finally:
+            self.close_input()
+
+    # ------------------------------------------------------------- processing
+    def _process_loop(self) -> None:
+        ring = self._ring
+        while True:
+            frame = ring.get(timeout=0.1)
+            if frame is None:
+                if ring.closed and len(ring) == 0:
+                    break
+                continue
+            self._process(frame)
+        self._end_of_stream()
+
+    def _process(self, frame: Frame) -> None:
+        st = self.stats
+        with st.timed("landmarks"):
+            lm = self.tracker.process(frame)
+        st.frames_processed += 1
+        if lm is None:
+            self._on_face_lost(frame)
+            self._last = (frame, None)
+            return
+        st.frames_with_face += 1
+        st.max_faces_seen = max(st.max_faces_seen, lm.n_faces)
+        if self._lost_since is not None:
+            self._close_lost_span(frame.t)
+        with st.timed("align"):
+            face = self.aligner.process(frame.image, lm)
+        self._history.append((face, frame.arrival))
+        with st.timed("spot"):
+            sample, windows = self.spotter.update(lm)
+        with self._lock:
+            self._motion.append(sample)
+            self._last = (frame, lm)
+        for w in windows:
+            self._dispatch(w)
+
+    def _on_face_lost(self, frame: Frame) -> None:
+        if self._lost_since is None:
+            self._lost_since = (frame.index, frame.t)
+            for w in self.spotter.face_lost(frame.index, frame.t):
+                self._dispatch(w)
+
+    def _close_lost_span(self, t_end: float) -> None:
+        index, t0 = self._lost_since
+        self.stats.face_lost_spans.append({"start_frame": index, "start_s": round(t0, 3), "end_s": round(t_end, 3)})
+        self._lost_since = None
+
+    def _end_of_stream(self) -> None:
+        last_t = self._last[0].t if self._last else 0.0
+        last_i = self._last[0].index if self._last else 0
+        if self._lost_since is not None:
+            self._close_lost_span(last_t)
+        for w in self.spotter.face_lost(last_i + 1, last_t):  # flush a movement still open at the end
+            self._dispatch(w)
+        if self._classify_q is not None:
+            _put_sentinel(self._classify_q)
+
+    def _dispatch(self, w: Window) -> None:
+        with self._lock:
+            self._windows.append(w)
+        faces = {f.index: (f, arrival) for f, arrival in self._history}
+        onset, apex = faces.get(w.onset_index), faces.get(w.apex_index)
+        apex_arrival = apex[1] if apex else time.perf_counter()
+        if self.classifier is None or w.kind != "micro" or onset is None or apex is None:
+            # Only windows the spotter accepted as micro-expressions reach the classifier:
+            # per-image flow scaling would turn the noise of anything else into confident nonsense.
+            self._emit(Event(window=w, decided_t=time.perf_counter()), apex_arrival)
+            return
+        item = (w, onset[0], apex[0], apex_arrival)
+        try:
+            self._classify_q.put(item, block=not self._live, timeout=None if not self._live else 0)
+        except queue.Full:
+            self.stats.classifications_dropped += 1
+            self._emit(Event(window=w, decided_t=time.perf_counter()), apex_arrival)
+
+    def _classify_loop(self) -> None:
+        while True:
+            item = self._classify_q.get()
+            if item is None:
+                break
+            w, onset, apex, apex_arrival = item
+            with self.stats.timed("classify"):
+                event = self.classifier.classify(w, onset, apex)
+            self._emit(event, apex_arrival)
+
+    def _emit(self, event: Event, apex_arrival: float) -> None:
+        event.latency_s = max(0.0, time.perf_counter() - apex_arrival)
+        with self._lock:
+            self.events.append(event)
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # noqa: BLE001 - a broken sink must not stop the pipeline
+                log.exception("event sink %r failed", sink)
+
+    # --------------------------------------------------------------- for UIs
+    def snapshot(self) -> dict:
+        """A consistent copy of what a UI shows: last frame and landmarks, motion history,
+        recent windows and events, stats."""
+        with self._lock:
+            last = self._last
+            motion = list(self._motion)
+            windows = list(self._windows)
+            events = list(self.events[-50:])
+        out = {
+            "frame": None if last is None else last[0],
+            "landmarks": None if last is None else last[1],
+            "t": np.array([m.t for m in motion]),
+            "value": np.array([m.value for m in motion]),
+            "threshold": np.array([m.threshold for m in motion]),
+            "regions": np.stack([m.regions for m in motion]) if motion else np.zeros((0, 0)),
+            "region_names": tuple(getattr(self.spotter, "region_names", ())),
+            "windows": windows,
+            "events": events,
+            "stats": self.stats.to_dict(),
+        }
+        return out
+
+
+def _put_sentinel(q: queue.Queue, patience_s: float = 30.0) -> None:
+    """Tell the classifier thread to finish after what is queued; gives up (rather than
+    hang) if nobody drains the queue for ``patience_s``."""
+    try:
+        q.put(None, timeout=patience_s)
+    except queue.Full:
+        log.error("classifier did not drain its queue; dropping %d pending classifications", q.qsize())
