@@ -1,0 +1,486 @@
+"""The spotter's per-frame hot path as numba kernels (``reference.py`` is the same in NumPy).
+
+One call of ``step`` per frame:
+
+1. similarity-align the landmarks onto the running neutral reference (IOD units);
+2. smooth: the centre shape over 2h+1 frames, the comparison shapes over w frames;
+3. eye aperture of the newest smoothed frame: shut eyes mark nearby centres as
+   blink-affected (the tracker's whole mesh deforms when the lids close);
+4. at the centre frame c (which trails the newest frame by k + w - 1), each region's
+   two-sided difference ``b_r(c) = min(D_r(c, before), D_r(c, after))`` with ``D_r``
+   the RMS displacement of its points and before/after the mean shapes of the w frames
+   ending at c-k / starting at c+k. A movement that leaves and returns within k stands
+   out fully at its apex; slow drift and the ramps of a long movement score low on one
+   side. In thresholds: ``u_r = (b_r - median_r) / (gain x (quantile_r - median_r))``
+   from a window of recent quiet samples, so 1.0 means "at threshold" in every region;
+5. the peak state machine: trigger, candidate, decision (``finalize``), following a
+   longer movement (``track``), waiting for it to settle (``settle``).
+
+Everything lives in preallocated arrays; a frame allocates nothing except the rare
+noise-quantile refresh and candidate decisions.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .layout import (
+    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
+    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
+    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q,
+    O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET,
+    O_ONSET_T, O_PEAK, O_REG, SETTLE, SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I,
+    SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED, SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0,
+    SI_SKIP, SI_START, SI_STATE, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK,
+)
+
+
+# ------------------------------------------------------------------ geometry
+@njit(cache=True)
+def init_reference(points, stable, iod_pts, ref):
+    """Stable points of this frame, centred, eye line horizontal, IOD = 1. False if degenerate."""
+    f8 = np.float64   # float32 input: sum in double, like the reference
+    ex = 0.5 * (f8(points[iod_pts[0, 0], 0]) + f8(points[iod_pts[0, 1], 0]))
+    ey = 0.5 * (f8(points[iod_pts[0, 0], 1]) + f8(points[iod_pts[0, 1], 1]))
+    fx = 0.5 * (f8(points[iod_pts[1, 0], 0]) + f8(points[iod_pts[1, 1], 0]))
+    fy = 0.5 * (f8(points[iod_pts[1, 0], 1]) + f8(points[iod_pts[1, 1], 1]))
+    dx, dy = fx - ex, fy - ey
+    iod = np.sqrt(dx * dx + dy * dy)
+    if not (iod > 1e-6):
+        return False
+    cs, sn = dx / iod, dy / iod      # rotate by -angle(eye line), scale by 1/iod
+    n = stable.shape[0]
+    mx, my = 0.0, 0.0
+    for i in range(n):
+        mx += points[stable[i], 0]
+        my += points[stable[i], 1]
+    mx /= n
+    my /= n
+    for i in range(n):
+        x = points[stable[i], 0] - mx
+        y = points[stable[i], 1] - my
+        ref[i, 0] = (cs * x + sn * y) / iod
+        ref[i, 1] = (-sn * x + cs * y) / iod
+    return True
+
+
+@njit(cache=True)
+def align_frame(points, selected, stable, ref, out, stable_out):
+    """Least-squares similarity (closed form) taking the stable points onto ``ref``;
+    writes the selected points to ``out`` and the stable points to ``stable_out``."""
+    n = stable.shape[0]
+    sx, sy, dx, dy = 0.0, 0.0, 0.0, 0.0
+    for i in range(n):
+        sx += points[stable[i], 0]
+        sy += points[stable[i], 1]
+        dx += ref[i, 0]
+        dy += ref[i, 1]
+    sx /= n
+    sy /= n
+    dx /= n
+    dy /= n
+    a, b, var = 0.0, 0.0, 0.0
+    for i in range(n):
+        px = points[stable[i], 0] - sx
+        py = points[stable[i], 1] - sy
+        qx = ref[i, 0] - dx
+        qy = ref[i, 1] - dy
+        a += px * qx + py * qy
+        b += px * qy - py * qx
+        var += px * px + py * py
+    if not (var > 1e-12) or not np.isfinite(a + b):
+        return False
+    a /= var
+    b /= var
+    for i in range(selected.shape[0]):
+        px = points[selected[i], 0] - sx
+        py = points[selected[i], 1] - sy
+        out[i, 0] = a * px - b * py + dx
+        out[i, 1] = b * px + a * py + dy
+    for i in range(n):
+        px = points[stable[i], 0] - sx
+        py = points[stable[i], 1] - sy
+        stable_out[i, 0] = a * px - b * py + dx
+        stable_out[i, 1] = b * px + a * py + dy
+    return True
+
+
+@njit(cache=True)
+def region_rms(x, y, region_pts, lo, hi):
+    """RMS displacement between shapes x and y over one region's points."""
+    s = 0.0
+    for q in range(lo, hi):
+        p = region_pts[q]
+        ddx = x[p, 0] - y[p, 0]
+        ddy = x[p, 1] - y[p, 1]
+        s += ddx * ddx + ddy * ddy
+    return np.sqrt(s / (hi - lo))
+
+
+@njit(cache=True)
+def aperture(x, lids, corners, eye):
+    """Lid opening over eye width (mean of three upper/lower lid pairs)."""
+    s = 0.0
+    for q in range(lids.shape[1]):
+        a, b = lids[eye, q, 0], lids[eye, q, 1]
+        s += np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
+    a, b = corners[eye, 0], corners[eye, 1]
+    w = np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
+    return s / lids.shape[1] / max(w, 1e-9)
+
+
+@njit(cache=True)
+def box_mean(src, dst, lo, hi):
+    """dst = mean of the ring slots src[lo .. hi]."""
+    L = src.shape[0]
+    dst[:, :] = 0.0
+    for q in range(lo, hi + 1):
+        a = src[q % L]
+        for p in range(dst.shape[0]):
+            dst[p, 0] += a[p, 0]
+            dst[p, 1] += a[p, 1]
+    inv = 1.0 / (hi - lo + 1)
+    for p in range(dst.shape[0]):
+        dst[p, 0] *= inv
+        dst[p, 1] *= inv
+
+
+# ------------------------------------------------------------------ noise
+@njit(cache=True)
+def excess(stats, r, cfg_f):
+    """Threshold excess over the noise median of region r (IOD)."""
+    e = max(cfg_f[CF_GAIN] * (stats[r, NS_Q] - stats[r, NS_MED]), cfg_f[CF_FLOOR])
+    return e * stats[r, NS_GAIN] / cfg_f[CF_SENS]
+
+
+@njit(cache=True)
+def refresh(nbuf, stats, m, r, cfg_f):
+    """Median and CF_Q quantile of region r over the m samples in the window."""
+    col = np.sort(nbuf[:m, r])
+    stats[r, NS_MED] = 0.5 * (col[(m - 1) // 2] + col[m // 2])
+    stats[r, NS_Q] = col[min(m - 1, int(np.ceil(cfg_f[CF_Q] * (m - 1))))]
+
+
+@njit(cache=True)
+def noise_sample(b, nbuf, stats, n, cfg_i, cfg_f):
+    """Keep a quiet sample in the window; refresh one region's order statistics per sample
+    (all of them once, when detection starts), so no frame pays for every region at once.
+    Order statistics, unlike a mean and deviation, barely move when a blink or a movement
+    slips in."""
+    nb = nbuf.shape[0]
+    R = b.shape[0]
+    nbuf[n % nb, :] = b
+    n += 1
+    m = min(n, nb)
+    if n == cfg_i[CI_NB_MIN]:
+        for r in range(R):
+            refresh(nbuf, stats, m, r, cfg_f)
+    elif n > cfg_i[CI_NB_MIN]:
+        refresh(nbuf, stats, m, n % R, cfg_f)
+    return n
+
+
+# ------------------------------------------------------------------ decisions
+@njit(cache=True)
+def movement_score(shape, base, region_pts, region_ptr, stats, wts, cfg_f):
+    """Displacement from the baseline in thresholds, weighted over the dominant regions."""
+    s, wsum = 0.0, 0.0
+    for r in range(wts.shape[0]):
+        if wts[r] > 0.0:
+            d = region_rms(shape, base, region_pts, region_ptr[r], region_ptr[r + 1])
+            s += wts[r] * (d - stats[r, NS_MED]) / excess(stats, r, cfg_f)
+            wsum += wts[r]
+    return s / wsum if wsum > 0.0 else 0.0
+
+
+@njit(cache=True)
+def emit(off, index, t, settle_after, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+         st_i, st_f, out):
+    """Fill ``out`` with the movement that ends at local frame ``off`` (onset and apex are
+    in ``st_f``). After a macro the detector waits for the face to settle (SETTLE)."""
+    L = meta.shape[0]
+    st_i[SI_ARMED] = 0
+    st_i[SI_QUIET] = off
+    st_i[SI_STATE] = SETTLE if settle_after else IDLE
+    st_i[SI_SETTLE0] = off
+    onset_t, offset_t = st_f[SF_ONSET_T], meta[off % L, 1]
+    dur = offset_t - onset_t
+    if dur < cfg_f[CF_MIN_MICRO_S]:
+        return ST_REJ_SHORT
+    out[O_ONSET] = st_f[SF_ONSET_I]
+    out[O_APEX] = st_f[SF_APEX_I]
+    out[O_OFFSET] = meta[off % L, 0]
+    out[O_ONSET_T] = onset_t
+    out[O_APEX_T] = st_f[SF_APEX_T]
+    out[O_OFFSET_T] = offset_t
+    out[O_KIND] = 0.0 if dur <= cfg_f[CF_MAX_MICRO_S] else 1.0
+    out[O_PEAK] = st_f[SF_EPEAK]
+    out[O_BLINK] = float(st_i[SI_BLINK])
+    out[O_CONF_I] = index
+    out[O_CONF_T] = t
+    out[O_AP_BASE] = st_f[SF_AP_REF]
+    out[O_AP_APEX] = 0.5 * (aperture(apex_shape, lids, corners, 0) + aperture(apex_shape, lids, corners, 1))
+    for r in range(region_ptr.shape[0] - 1):
+        out[O_REG + r] = region_rms(apex_shape, base, region_pts, region_ptr[r], region_ptr[r + 1])
+    return ST_WINDOW
+
+
+@njit(cache=True)
+def set_apex(j, smo, meta, apex_shape, st_i, st_f, e):
+    L = smo.shape[0]
+    st_i[SI_APEX] = j
+    st_f[SF_EPEAK] = e
+    st_f[SF_APEX_I] = meta[j % L, 0]
+    st_f[SF_APEX_T] = meta[j % L, 1]
+    apex_shape[:, :] = smo[j % L]
+
+
+@njit(cache=True)
+def set_onset(j, meta, st_i, st_f):
+    L = meta.shape[0]
+    st_i[SI_ONSET] = j
+    st_f[SF_ONSET_I] = meta[j % L, 0]
+    st_f[SF_ONSET_T] = meta[j % L, 1]
+
+
+@njit(cache=True)
+def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
+             stats, base, apex_shape, wts, st_i, st_f, out):
+    """A candidate ended at centre ``c_end``. Apex and onset from the dominant regions'
+    two-sided profile (drift-proof), blink-affected centres left out; offset where the
+    displacement from the shape before the movement falls back below ``level`` of its
+    apex. Not back within a micro-expression's time: a longer movement, followed until
+    it returns (TRACK)."""
+    L = smo.shape[0]
+    R = region_ptr.shape[0] - 1
+    k, w, h = cfg_i[CI_K], cfg_i[CI_W], cfg_i[CI_H]
+    cu, cnear, ce = R, 2 * R + 3, 2 * R + 4
+    start = st_i[SI_START]
+    lo = max(max(start - k, js + h - L + 1), max(k + w - 1, h))
+    blink = False
+    for q in range(start, c_end + 1):
+        blink = blink or sig[q % L, cnear] > 0.0
+    st_i[SI_BLINK] = 1 if blink else 0
+    # apex: highest region value outside blink-affected centres
+    peak, apex = -1e300, start
+    for q in range(start, c_end + 1):
+        if sig[q % L, cnear] > 0.0:
+            continue
+        for r in range(R):
+            if sig[q % L, cu + r] > peak:
+                peak, apex = sig[q % L, cu + r], q
+    st_f[SF_PEAKV] = peak
+    if peak < 1.0:
+        st_i[SI_STATE] = IDLE
+        st_i[SI_ARMED] = 0
+        st_i[SI_QUIET] = c_end
+        return ST_REJ_BLINK
+    wsum = 0.0
+    for r in range(R):
+        wts[r] = 1.0 if sig[apex % L, cu + r] >= cfg_f[CF_DOM] * peak else 0.0
+        wsum += wts[r]
+    # profile of the dominant regions (in thresholds); blink-affected centres end it
+    for q in range(lo, c_end + 1):
+        p = -1e300
+        if sig[q % L, cnear] == 0.0:
+            p = 0.0
+            for r in range(R):
+                if wts[r] > 0.0:
+                    p += wts[r] * sig[q % L, cu + r]
+            p /= wsum
+        sig[q % L, ce] = p
+    pk = sig[apex % L, ce]
+    level = cfg_f[CF_LEVEL] * pk
+    on = apex
+    while on > lo and sig[on % L, ce] > level:
+        on -= 1
+    off = apex
+    while off < c_end and sig[off % L, ce] > level:
+        off += 1
+    # How long did it last? Its displacement from the shape before it: the w frames
+    # ending k before the first trigger (before a slow rise began) unless the eyes were
+    # shutting there, else the w frames ending at the profile's onset.
+    b_end = max(start - k, lo)
+    for q in range(max(lo, b_end - w + 1 - cfg_i[CI_NEAR]), b_end + 1):
+        if sig[q % L, 2 * R + 2] > 0.0:
+            b_end = on
+    b_end = min(b_end, on)
+    base[:, :] = avg[b_end % L]
+    set_apex(apex, smo, meta, apex_shape, st_i, st_f, pk)
+    e_pk, e_ap = -1e300, apex
+    for q in range(b_end, js + 1):
+        e = movement_score(smo[q % L], base, region_pts, region_ptr, stats, wts, cfg_f)
+        sig[q % L, ce] = e
+        if on <= q <= off and e > e_pk:
+            e_pk, e_ap = e, q
+    lvl = cfg_f[CF_LEVEL] * e_pk
+    q = e_ap                                        # onset: where it last rose above lvl
+    while q > b_end and sig[q % L, ce] > lvl:
+        q -= 1
+    set_onset(q, meta, st_i, st_f)
+    t_on = meta[q % L, 1]
+    q = max(e_ap, apex)
+    while q < js and sig[q % L, ce] > lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
+        q += 1
+    if sig[q % L, ce] <= lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
+        return emit(q, index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)               # back within a micro-expression's time
+    if e_pk < cfg_f[CF_MACRO_MIN]:
+        # too faint to follow through the tracker's drift: the two-sided profile's extent
+        set_onset(on, meta, st_i, st_f)
+        return emit(off, index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)
+    # a longer movement: follow its displacement until it returns (TRACK)
+    best, ap = -1e300, st_i[SI_ONSET]
+    for q in range(st_i[SI_ONSET], js + 1):
+        if sig[q % L, ce] > best:
+            best, ap = sig[q % L, ce], q
+    set_apex(ap, smo, meta, apex_shape, st_i, st_f, best)
+    level = cfg_f[CF_LEVEL] * best
+    st_f[SF_LEVEL] = level
+    q = ap
+    while q < js and sig[q % L, ce] > level:
+        q += 1
+    if sig[q % L, ce] <= level:
+        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)
+    st_i[SI_STATE] = TRACK
+    return ST_NONE
+
+
+@njit(cache=True)
+def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats, base,
+          apex_shape, wts, st_i, st_f, out):
+    """Follow a longer movement until it returns below ``level`` of its apex (or MAX_TRACK)."""
+    L = smo.shape[0]
+    R = region_ptr.shape[0] - 1
+    e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
+    sig[js % L, 2 * R + 4] = e
+    if e > st_f[SF_EPEAK]:
+        set_apex(js, smo, meta, apex_shape, st_i, st_f, e)
+        st_f[SF_LEVEL] = cfg_f[CF_LEVEL] * e
+    if e <= st_f[SF_LEVEL] or js - st_i[SI_ONSET] >= cfg_i[CI_MAX_TRACK]:
+        return emit(js, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)
+    return ST_NONE
+
+
+@njit(cache=True)
+def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i):
+    """After a macro: re-arm once it is back under ``settle`` thresholds (or after
+    CI_MAX_SETTLE), so its tail or a slow return never looks like a new movement."""
+    L = smo.shape[0]
+    e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
+    if e <= cfg_f[CF_SETTLE] or js - st_i[SI_SETTLE0] >= cfg_i[CI_MAX_SETTLE]:
+        st_i[SI_STATE] = IDLE
+        st_i[SI_QUIET] = max(st_i[SI_QUIET], js)   # centres up to here saw the movement
+
+
+# ------------------------------------------------------------------ one frame
+@njit(cache=True)
+def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
+    """Eye aperture at frame js (unsmoothed: a blink can last 3 frames at 30 fps)
+    against the running open-eye aperture."""
+    L = raw.shape[0]
+    R = (sig.shape[1] - 5) // 2
+    x = raw[js % L]
+    ap = 0.5 * (aperture(x, lids, corners, 0) + aperture(x, lids, corners, 1))
+    sig[js % L, 2 * R + 1] = ap
+    ref = st_f[SF_AP_REF]
+    if ref <= 0.0:
+        ref = ap
+    closed = ap < (1.0 - cfg_f[CF_BLINK_DROP]) * ref
+    if not closed:
+        ref += cfg_f[CF_AP_ALPHA] * (ap - ref)
+    st_f[SF_AP_REF] = ref
+    sig[js % L, 2 * R + 2] = 1.0 if closed else 0.0
+
+
+@njit(cache=True)
+def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corners, iod_pts, cfg_i, cfg_f, ref,
+         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, apex_shape, wts, bvals, st_i, st_f, out, sample):
+    """Process one frame's landmarks. ``sample`` gets the centre frame's normalised
+    region values, value, index, time and a valid flag; returns a status code."""
+    L = raw.shape[0]
+    R = region_ptr.shape[0] - 1
+    k, h, w = cfg_i[CI_K], cfg_i[CI_H], cfg_i[CI_W]
+    sample[R + 3] = 0.0
+    j = st_i[SI_M]
+    if j == 0 and not init_reference(points, stable, iod_pts, ref):
+        return ST_BAD
+    if not align_frame(points, selected, stable, ref, raw[j % L], scratch):
+        return ST_BAD
+    meta[j % L, 0] = index
+    meta[j % L, 1] = t
+    st_i[SI_M] = j + 1
+    if st_i[SI_STATE] == IDLE:
+        ra = cfg_f[CF_REF_ALPHA]
+        for i in range(ref.shape[0]):
+            ref[i, 0] += ra * (scratch[i, 0] - ref[i, 0])
+            ref[i, 1] += ra * (scratch[i, 1] - ref[i, 1])
+    if j >= w - 1:
+        box_mean(raw, avg[j % L], j - w + 1, j)
+    js = j - h
+    if js < h:
+        return ST_NONE
+    box_mean(raw, smo[js % L], js - h, js + h)
+    eyes(js, lids, corners, cfg_f, raw, sig, st_f)
+    status = ST_NONE
+    if st_i[SI_STATE] == TRACK:
+        status = track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats,
+                       base, apex_shape, wts, st_i, st_f, out)
+    elif st_i[SI_STATE] == SETTLE:
+        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i)
+    c = j - k - max(w - 1, h)
+    if c - k - w + 1 < 0 or c < h:
+        return status
+    # ---- the centre frame: smoothed shape against the w-frame means ending k frames
+    # before it and starting k frames after it
+    sc, sa, sb = smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L]
+    row = sig[c % L]
+    near = False
+    for q in range(max(h, c - cfg_i[CI_NEAR]), min(js, c + cfg_i[CI_NEAR]) + 1):
+        near = near or sig[q % L, 2 * R + 2] > 0.0
+    row[2 * R + 3] = 1.0 if near else 0.0
+    ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
+    v, v_side = -1e300, -1e300
+    for r in range(R):
+        lo, hi = region_ptr[r], region_ptr[r + 1]
+        d1, d2 = region_rms(sc, sa, region_pts, lo, hi), region_rms(sc, sb, region_pts, lo, hi)
+        b = min(d1, d2)
+        bvals[r] = b
+        row[r] = b
+        u = (b - stats[r, NS_MED]) / excess(stats, r, cfg_f) if ready else 0.0
+        row[R + r] = u
+        sample[r] = u
+        v = max(v, u)
+        # (before the first estimate the stats are zero: a few floors keep ramps out)
+        v_side = max(v_side, (max(d1, d2) - stats[r, NS_MED]) / excess(stats, r, cfg_f))
+    row[2 * R] = v
+    sample[R] = v
+    sample[R + 1] = meta[c % L, 0]
+    sample[R + 2] = meta[c % L, 1]
+    sample[R + 3] = 1.0
+    state = st_i[SI_STATE]
+    # ---- noise: quiet centres only (idle, eyes open, no side of the difference above
+    # threshold: the slow ramp of a long movement is no noise sample either)
+    if state == IDLE and not near and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
+        st_i[SI_SKIP] += 1
+        if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
+            st_i[SI_SKIP] = 0
+            st_i[SI_NB] = noise_sample(bvals, nbuf, stats, st_i[SI_NB], cfg_i, cfg_f)
+    # ---- peak state machine on the centre frame
+    release = cfg_f[CF_RELEASE]
+    if state == IDLE:
+        if st_i[SI_ARMED] == 0 and v < release:
+            st_i[SI_ARMED] = 1
+        if ready and st_i[SI_ARMED] == 1 and c > st_i[SI_QUIET] and v >= 1.0 and not near:
+            st_i[SI_STATE] = ACTIVE
+            st_i[SI_START] = c
+            st_i[SI_BELOW] = 0
+    elif state == ACTIVE:
+        st_i[SI_BELOW] = st_i[SI_BELOW] + 1 if v < release else 0
+        if st_i[SI_BELOW] >= cfg_i[CI_GAP] or c - st_i[SI_START] >= cfg_i[CI_MAX_ACTIVE]:
+            status = finalize(c, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta,
+                              sig, stats, base, apex_shape, wts, st_i, st_f, out)
+    return status

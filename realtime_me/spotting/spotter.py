@@ -1,0 +1,371 @@
+"""Online micro-expression spotter: FaceLandmarks per frame in, spotted Windows out.
+
+How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy):
+
+1. Head motion out: each frame's landmarks are similarity-aligned onto a running
+   neutral reference of the stable points (eye corners, nose bridge, upper outline),
+   in inter-ocular distances (IOD), so face size and head pose drift drop out.
+2. Per region (brows, glabella, lids, nose, lip corners, lips, chin), the two-sided
+   difference at the centre frame c: the smoothed shape at c against the mean shapes
+   of ``side_s`` seconds ending ``k_s`` before it and starting ``k_s`` after it,
+   keeping the smaller of the two RMS displacements. fps-aware (k = 9 frames at
+   30 fps, 60 at 200 fps); near zero for drift and for the ramps of long movements,
+   the displacement itself at the apex of a short one.
+3. Thresholds per region: noise median + ``gain`` x (``quantile`` - median) of recent
+   quiet samples (order statistics, so a slipped-in blink barely moves them). 1.0
+   means "at threshold" in every region; a frame's value is the max over regions.
+4. Blinks, the main false alarm: the eye aperture (lid gap / eye width) against its
+   running open value marks frames where the eyes are shutting; centres within
+   ``blink_near_s`` of them neither trigger nor count as evidence (the tracker's whole
+   mesh deforms while the lids close, not only the lids).
+5. A candidate runs while the value stays up. Apex: its highest region value; onset
+   and offset: where the displacement from the shape before the movement rises above /
+   falls below ``level`` of its apex. Back within ``max_micro_s``: a micro-expression;
+   not back but strong: followed as a macro-expression until it returns (never
+   reported as micro). Pure head motion is removed in step 1 and never fires.
+
+Sensitivity is the one knob meant for users: thresholds are divided by it
+(2.0 finds movements half as large, with more false alarms; 0.5 the reverse).
+
+``MotionSample``s describe the centre frame, which trails the newest frame by
+``k + max(w - 1, h)`` frames (the detector needs that much future); a window is
+confirmed once its offset is seen, so ``confirmed_t - apex_t`` is the spotting delay.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+import numpy as np
+
+from ..alignment import template
+from ..types import FaceLandmarks, MotionSample, Window
+from . import layout as L
+from .regions import REGION_NAMES, RegionTables, cues, tables
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SENSITIVITY = 1.0
+
+
+@dataclass(frozen=True)
+class SpotterConfig:
+    """Detector settings, in seconds and IOD so they hold at any fps and face size.
+
+    Tuned on synthetic clips of seeds outside the evaluation range (see spot_eval.py).
+    """
+
+    k_s: float = 0.3               # half-span of the two-sided difference
+    smooth_s: float = 0.04         # half width of the box filter on the centre frame
+    side_s: float = 0.2            # the shapes it is compared with: means over this long
+    gain: float = 5.0              # threshold = noise median + gain x (noise quantile - median)
+    quantile: float = 0.9          # ... that quantile of the recent quiet samples of each region
+    floor: float = 0.003           # smallest threshold excess (IOD): clean input never fires
+    eye_gain: float = 2.0          # the lids' thresholds are this many times higher (gaze, lid jitter)
+    noise_window_s: float = 20.0   # quiet samples kept for the noise quantiles
+    noise_rate: float = 30.0       # quiet samples per second (any fps)
+    noise_min_s: float = 0.5       # face time before detecting (noise quantiles from that much)
+    warm_gate: float = 8.0         # until then, samples more than this many floors off are no noise
+    release: float = 0.4           # a candidate ends below this (thresholds)
+    ref_tau_s: float = 10.0        # time constant of the neutral reference shape
+    blink_drop: float = 0.25       # eyes this much less open than usual are shutting (blink)
+    blink_near_s: float = 0.3      # centres this close to shutting eyes are blink-affected
+    ap_tau_s: float = 5.0          # time constant of the open-eye aperture
+    gap_s: float = 0.03            # time below release that ends a candidate
+    max_active_s: float = 1.0      # a candidate is decided at the latest after this
+    dom_frac: float = 0.5          # regions within this fraction of the peak shape onset/offset
+    level: float = 0.15            # onset/offset at this fraction of the apex value
+    max_micro_s: float = 0.5       # longer movements are macro-expressions
+    min_micro_s: float = 0.04      # shorter ones are tracker glitches
+    macro_min: float = 4.0         # not back within max_micro_s: followed as macro if this strong
+    max_track_s: float = 4.0       # a sustained expression is reported after this
+    settle: float = 1.0            # after a macro, re-arm once it is back under this (thresholds)
+    max_settle_s: float = 1.0      # ... or after this long
+    max_gap_s: float = 0.1         # missing frames up to this long are interpolated, longer resets
+
+    def frames(self, fps: float) -> dict[str, int]:
+        """Frame counts at ``fps``."""
+        def n(s: float, lo: int = 0) -> int:
+            return max(lo, int(round(s * fps)))
+        every = max(1, int(round(fps / self.noise_rate)))
+        n_buf = max(8, int(round(self.noise_window_s * fps / every)))
+        return {"k": n(self.k_s, 2), "h": n(self.smooth_s), "w": n(self.side_s, 1), "gap": n(self.gap_s, 1),
+                "max_active": n(self.max_active_s, 2), "max_track": n(self.max_track_s, 2),
+                "max_settle": n(self.max_settle_s, 1), "near": n(self.blink_near_s), "nb_every": every,
+                "nb": n_buf, "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
+
+
+@dataclass
+class _State:
+    """All arrays one stream needs, preallocated."""
+
+    ref: np.ndarray
+    scratch: np.ndarray
+    raw: np.ndarray
+    smo: np.ndarray
+    avg: np.ndarray
+    meta: np.ndarray
+    sig: np.ndarray
+    stats: np.ndarray
+    nbuf: np.ndarray
+    base: np.ndarray
+    apex_shape: np.ndarray
+    wts: np.ndarray
+    bvals: np.ndarray
+    st_i: np.ndarray
+    st_f: np.ndarray
+    out: np.ndarray
+    sample: np.ndarray
+
+    @classmethod
+    def new(cls, tabs: RegionTables, ring: int, n_buf: int, gains: np.ndarray) -> "_State":
+        S, R, ns = len(tabs.selected), len(tabs.region_ptr) - 1, len(tabs.stable)
+        f = np.float64
+        stats = np.zeros((R, L.N_NS), f)
+        stats[:, L.NS_GAIN] = gains
+        return cls(
+            ref=np.zeros((ns, 2), f), scratch=np.zeros((ns, 2), f), raw=np.zeros((ring, S, 2), f),
+            smo=np.zeros((ring, S, 2), f), avg=np.zeros((ring, S, 2), f), meta=np.zeros((ring, 2), f),
+            sig=np.zeros((ring, L.sig_cols(R)["n"]), f), stats=stats, nbuf=np.zeros((n_buf, R), f),
+            base=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f), wts=np.zeros(R, f), bvals=np.zeros(R, f),
+            st_i=np.zeros(L.N_SI, np.int64), st_f=np.zeros(L.N_SF, f), out=np.zeros(L.n_out(R), f),
+            sample=np.zeros(R + 4, f),
+        )
+
+    def soft_reset(self) -> None:
+        """Forget the stream (face gone) but keep the noise level and eye aperture learnt so far."""
+        keep_i = self.st_i[[L.SI_NB, L.SI_SKIP]].copy()
+        ap = self.st_f[L.SF_AP_REF]
+        self.st_i[:] = 0
+        self.st_i[[L.SI_NB, L.SI_SKIP]] = keep_i
+        self.st_f[:] = 0.0
+        self.st_f[L.SF_AP_REF] = ap
+
+
+def _backend(name: str):
+    if name == "numba":
+        from . import kernels
+        return kernels
+    if name == "numpy":
+        from . import reference
+        return reference
+    raise ValueError(f"unknown spotter backend {name!r} (numba or numpy)")
+
+
+@dataclass
+class SpotterCounts:
+    """What the spotter did with its candidates (for evaluation and the UI's stats)."""
+
+    frames: int = 0
+    windows: int = 0
+    micro: int = 0
+    macro: int = 0
+    rejected_blink: int = 0
+    rejected_short: int = 0
+    resets: int = 0
+    interpolated: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Spotter:
+    """Online spotter for one face stream at a fixed frame rate."""
+
+    def __init__(self, fps: float, sensitivity: float = DEFAULT_SENSITIVITY, config: SpotterConfig | None = None,
+                 backend: str = "numba", **overrides) -> None:
+        if not (fps > 0 and np.isfinite(fps)):
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not (sensitivity > 0 and np.isfinite(sensitivity)):
+            raise ValueError(f"sensitivity must be positive, got {sensitivity}")
+        self.fps = float(fps)
+        self.sensitivity = float(sensitivity)
+        self.config = replace(config or SpotterConfig(), **overrides)
+        self.backend = backend
+        self._k = _backend(backend)
+        self.region_names: tuple[str, ...] = REGION_NAMES
+        self.tabs = tables()
+        fr = self.config.frames(self.fps)
+        self.frames = fr
+        self.lag = fr["k"] + max(fr["w"] - 1, fr["h"])   # centre frame = newest - lag
+        self.ring = fr["max_active"] + 2 * fr["k"] + self.lag + fr["w"] + 2 * fr["h"] + 8
+        c = self.config
+        self.cfg_i = np.zeros(L.N_CI, np.int64)
+        self.cfg_i[[L.CI_K, L.CI_H, L.CI_W, L.CI_GAP, L.CI_MAX_ACTIVE, L.CI_MAX_TRACK, L.CI_MAX_SETTLE, L.CI_NEAR,
+                    L.CI_NB_EVERY, L.CI_NB_MIN]] = [
+            fr["k"], fr["h"], fr["w"], fr["gap"], fr["max_active"], fr["max_track"], fr["max_settle"], fr["near"],
+            fr["nb_every"], fr["nb_min"]]
+        self.cfg_f = np.zeros(L.N_CF, np.float64)
+        self.cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
+                    L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
+                    L.CF_MACRO_MIN, L.CF_WARM_GATE]] = [
+            c.gain, c.quantile, c.floor, self.sensitivity, c.release, 1.0 / max(1.0, c.ref_tau_s * self.fps),
+            1.0 / max(1.0, c.ap_tau_s * self.fps), c.blink_drop, c.dom_frac, c.level, c.max_micro_s,
+            c.min_micro_s, c.settle, c.macro_min, c.warm_gate]
+        self.gains = np.where(self.tabs.eye_mask == 1, c.eye_gain, 1.0).astype(np.float64)
+        self.state = self._new_state()
+        self.counts = SpotterCounts()
+        self._last: tuple[int, float, np.ndarray] | None = None  # index, t, points of the last frame fed
+
+    # ------------------------------------------------------------------ public
+    def _new_state(self) -> _State:
+        return _State.new(self.tabs, self.ring, self.frames["nb"], self.gains)
+
+    @property
+    def delay_frames(self) -> int:
+        """How far MotionSamples trail the newest frame."""
+        return self.lag
+
+    def warmup(self) -> None:
+        """Compile (or load from numba's cache) every kernel now, on a throwaway stream,
+        so the first live frame does not pay for it."""
+        st = self._new_state()
+        face = np.zeros((478, 3), np.float32)
+        face[:, :2] = template()
+        rng = np.random.default_rng(0)
+        n = 2 * self.delay_frames + self.frames["nb_min"] * self.frames["nb_every"] + 4
+        for i in range(n):
+            pts = face + rng.normal(0, 0.3, face.shape).astype(np.float32)
+            self._step(st, pts, i, i / self.fps)
+        self._k.emit(0, 0, 0.0, True, self.cfg_f, self.tabs.region_pts, self.tabs.region_ptr, self.tabs.lids,
+                     self.tabs.corners, st.meta, st.base, st.apex_shape, st.st_i, st.st_f, st.out)
+        m = int(st.st_i[L.SI_M])
+        st.st_i[L.SI_START] = m - 1 - self.lag - 1
+        self._finalize(st, m - 1 - self.lag, m - 1 - self.frames["h"], 0, 0.0)
+        self._track(st, m - 1 - self.frames["h"], 0, 0.0)
+
+    def update(self, lm: FaceLandmarks) -> tuple[MotionSample, list[Window]]:
+        """Feed one frame's landmarks; returns the centre frame's motion sample and the
+        windows confirmed at this frame (usually none)."""
+        pts = np.ascontiguousarray(lm.points, dtype=np.float32)
+        if pts.ndim != 2 or pts.shape[0] < 478 or pts.shape[1] < 2:
+            raise ValueError(f"expected (478, 2|3) face-mesh landmarks, got {pts.shape}")
+        if pts.shape[1] == 2:
+            pts = np.ascontiguousarray(np.pad(pts, ((0, 0), (0, 1))))
+        windows: list[Window] = []
+        if self._last is not None:
+            gap = lm.index - self._last[0] - 1
+            if gap < 0 or gap > self.frames["max_gap"]:
+                windows += self._flush(self._last[0] + 1, self._last[1])
+            elif gap > 0:
+                windows += self._fill_gap(self._last, lm.index, lm.t, pts)
+        windows += self._feed(pts, lm.index, lm.t)
+        return self._sample(lm), windows
+
+    def face_lost(self, index: int, t: float) -> list[Window]:
+        """The face is gone (or the stream ended): report a movement that is complete
+        enough to judge, then forget the stream (the noise level is kept)."""
+        return self._flush(index, t)
+
+    def reset(self) -> None:
+        """Forget everything, noise level included."""
+        self.state = self._new_state()
+        self._last = None
+
+    @property
+    def noise(self) -> dict[str, tuple[float, float]]:
+        """Per region: running noise mean and threshold excess (IOD)."""
+        st, c = self.state.stats, self.cfg_f
+        exc = np.maximum(c[L.CF_GAIN] * (st[:, L.NS_Q] - st[:, L.NS_MED]), c[L.CF_FLOOR]) * st[:, L.NS_GAIN] / c[L.CF_SENS]
+        return {n: (float(st[i, L.NS_MED]), float(exc[i])) for i, n in enumerate(self.region_names)}
+
+    # ------------------------------------------------------------------ internals
+    def _step(self, st: _State, pts: np.ndarray, index: int, t: float) -> int:
+        tb = self.tabs
+        return int(self._k.step(pts, int(index), float(t), tb.selected, tb.stable, tb.region_ptr, tb.region_pts,
+                                tb.lids, tb.corners, tb.iod_pts, self.cfg_i, self.cfg_f,
+                                st.ref, st.scratch, st.raw, st.smo, st.avg, st.meta, st.sig, st.stats, st.nbuf, st.base,
+                                st.apex_shape, st.wts, st.bvals, st.st_i, st.st_f, st.out, st.sample))
+
+    def _finalize(self, st: _State, c_end: int, js: int, index: int, t: float) -> int:
+        tb = self.tabs
+        return int(self._k.finalize(c_end, js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids,
+                                    tb.corners, self.cfg_i, self.cfg_f, st.smo, st.avg, st.meta,
+                                    st.sig, st.stats, st.base, st.apex_shape, st.wts, st.st_i, st.st_f, st.out))
+
+    def _track(self, st: _State, js: int, index: int, t: float) -> int:
+        tb = self.tabs
+        return int(self._k.track(js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids, tb.corners,
+                                 self.cfg_i, self.cfg_f, st.smo, st.meta, st.sig, st.stats, st.base, st.apex_shape,
+                                 st.wts, st.st_i, st.st_f, st.out))
+
+    def _feed(self, pts: np.ndarray, index: int, t: float) -> list[Window]:
+        status = self._step(self.state, pts, index, t)
+        self.counts.frames += 1
+        if status == L.ST_BAD:
+            log.debug("degenerate landmarks at frame %d: stream reset", index)
+            out = self._flush(index, t)
+            self._last = None
+            return out
+        self._last = (int(index), float(t), pts)
+        return self._handle(status)
+
+    def _fill_gap(self, last: tuple[int, float, np.ndarray], index: int, t: float, pts: np.ndarray) -> list[Window]:
+        """A few frames went missing (dropped by a live source): interpolate them so
+        frame k keeps meaning k frames."""
+        i0, t0, p0 = last
+        out: list[Window] = []
+        for i in range(i0 + 1, index):
+            a = (i - i0) / (index - i0)
+            out += self._feed(((1 - a) * p0 + a * pts).astype(np.float32), i, t0 + a * (t - t0))
+            self.counts.interpolated += 1
+        return out
+
+    def _flush(self, index: int, t: float) -> list[Window]:
+        st, fr = self.state, self.frames
+        windows: list[Window] = []
+        m = int(st.st_i[L.SI_M])
+        js = m - 1 - fr["h"]
+        state = int(st.st_i[L.SI_STATE])
+        if state == L.ACTIVE:
+            status = self._finalize(st, m - 1 - self.lag, js, index, t)
+            windows += self._handle(status)
+            state = int(st.st_i[L.SI_STATE])
+        if state == L.TRACK and st.meta[js % self.ring, 1] - st.st_f[L.SF_ONSET_T] > self.config.max_micro_s:
+            # Longer than any micro-expression already: report the sustained movement as seen so far.
+            status = self._k.emit(js, int(index), float(t), True, self.cfg_f, self.tabs.region_pts, self.tabs.region_ptr,
+                                  self.tabs.lids, self.tabs.corners, st.meta, st.base, st.apex_shape, st.st_i,
+                                  st.st_f, st.out)
+            windows += self._handle(int(status))
+        if st.st_i[L.SI_M] > 0:
+            self.counts.resets += 1
+        st.soft_reset()
+        self._last = None
+        return windows
+
+    def _handle(self, status: int) -> list[Window]:
+        if status == L.ST_REJ_BLINK:
+            self.counts.rejected_blink += 1
+        elif status == L.ST_REJ_SHORT:
+            self.counts.rejected_short += 1
+        elif status == L.ST_WINDOW:
+            w = self._window()
+            self.counts.windows += 1
+            setattr(self.counts, w.kind, getattr(self.counts, w.kind) + 1)
+            return [w]
+        return []
+
+    def _window(self) -> Window:
+        o, st = self.state.out, self.state
+        reg = {n: float(o[L.O_REG + i]) for i, n in enumerate(self.region_names)}
+        reg.update(cues(st.apex_shape, st.base, float(o[L.O_AP_APEX]), float(o[L.O_AP_BASE])))
+        reg["blink"] = float(o[L.O_BLINK])
+        return Window(
+            onset_index=int(o[L.O_ONSET]), apex_index=int(o[L.O_APEX]), offset_index=int(o[L.O_OFFSET]),
+            onset_t=float(o[L.O_ONSET_T]), apex_t=float(o[L.O_APEX_T]), offset_t=float(o[L.O_OFFSET_T]),
+            kind="micro" if o[L.O_KIND] == 0 else "macro", peak=float(o[L.O_PEAK]),
+            confirmed_t=float(o[L.O_CONF_T]), regions=reg,
+        )
+
+    def _sample(self, lm: FaceLandmarks) -> MotionSample:
+        s, R = self.state.sample, len(self.region_names)
+        if s[R + 3] > 0:
+            return MotionSample(int(s[R + 1]), float(s[R + 2]), s[:R].copy(), float(s[R]), 1.0)
+        return MotionSample(lm.index, lm.t, np.zeros(R), 0.0, 1.0)
+
+
+def config_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(SpotterConfig))
+
+
+__all__ = ["Spotter", "SpotterConfig", "SpotterCounts", "DEFAULT_SENSITIVITY", "config_fields"]
+

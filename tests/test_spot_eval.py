@@ -1,0 +1,109 @@
+"""spot-eval: MEGC matching by hand-computed examples, and the command on a tiny clip."""
+import json
+
+import numpy as np
+import pytest
+
+from realtime_me.cli import main
+from realtime_me.spot_eval import SpotRun, Track, aggregate, iou, match, match_intervals, prf, score_clip
+from realtime_me.types import Window
+
+
+def test_iou_of_inclusive_frame_intervals():
+    assert iou((0, 9), (0, 9)) == 1.0
+    assert iou((0, 9), (10, 19)) == 0.0                  # touching, not overlapping
+    assert iou((0, 9), (5, 14)) == pytest.approx(5 / 15)
+    assert iou((0, 9), (2, 11)) == pytest.approx(8 / 12)
+    assert iou((3, 3), (3, 3)) == 1.0                    # one frame each
+    assert iou((0, 9), (9, 9)) == pytest.approx(1 / 10)
+
+
+def test_match_counts_tp_fp_fn_by_the_half_iou_rule():
+    pred = [(0, 9), (20, 29), (50, 55)]
+    truth = [(2, 11), (22, 40), (100, 110)]
+    m = match(pred, truth)
+    # (0,9)-(2,11): 8/12 = 0.67 -> TP; (20,29)-(22,40): 8/21 = 0.38 -> not; the rest overlap nothing
+    assert (m.tp, m.fp, m.fn) == (1, 2, 2)
+    assert m.pairs == [(0, 0, pytest.approx(8 / 12))]
+    assert m.unmatched_pred == {1, 2}
+    r = prf(m.tp, m.fp, m.fn)
+    assert (r["precision"], r["recall"], r["f1"]) == (pytest.approx(1 / 3, abs=1e-4),) * 3
+    assert match_intervals(truth, pred) == [(0, 0)]          # (truth index, found index)
+    assert match_intervals([(100, 110), (0, 9)], [(2, 11)]) == [(1, 0)]
+
+
+def test_match_is_one_to_one():
+    # two predictions on one truth: only the better one counts, the other is a false positive
+    m = match([(0, 10), (1, 9)], [(0, 10)])
+    assert (m.tp, m.fp, m.fn) == (1, 1, 0) and m.pairs[0][0] == 0
+    # one prediction spanning two truths reaches 0.5 with neither
+    m = match([(0, 21)], [(0, 9), (12, 21)])
+    assert (m.tp, m.fp, m.fn) == (0, 1, 2)
+
+
+def test_prf_edge_cases():
+    assert prf(0, 0, 0) == {"tp": 0, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert prf(0, 0, 3)["recall"] == 0.0 and prf(0, 0, 3)["f1"] == 0.0
+    assert prf(0, 4, 0)["precision"] == 0.0
+    r = prf(9, 1, 2)
+    assert r["precision"] == 0.9 and r["recall"] == pytest.approx(9 / 11, abs=1e-4)
+    assert r["f1"] == pytest.approx(2 * 0.9 * (9 / 11) / (0.9 + 9 / 11), abs=1e-4)
+
+
+def _w(on, ap, off, kind="micro", fps=30.0, delay=0.4):
+    return Window(on, ap, off, on / fps, ap / fps, off / fps, kind, 2.0, ap / fps + delay, {})
+
+
+def test_score_clip_and_aggregate_by_hand():
+    fps = 30.0
+    events = [
+        {"kind": "micro", "onset_frame": 30, "apex_frame": 35, "offset_frame": 40, "apex_s": 35 / fps,
+         "amplitude_px": 1.0, "aus": [12]},
+        {"kind": "micro", "onset_frame": 100, "apex_frame": 104, "offset_frame": 108, "apex_s": 104 / fps,
+         "amplitude_px": 0.6, "aus": [4]},
+        {"kind": "blink", "onset_frame": 200, "apex_frame": 202, "offset_frame": 206, "apex_s": 202 / fps},
+        {"kind": "macro", "onset_frame": 300, "apex_frame": 330, "offset_frame": 390, "apex_s": 330 / fps},
+    ]
+    track = Track("t", fps, np.zeros((600, 478, 3), np.float32), {"events": events})
+    windows = [_w(31, 35, 41), _w(199, 202, 205), _w(305, 330, 385, "macro"), _w(500, 502, 504)]
+    counts = {"rejected_blink": 2}
+    res = score_clip(track, SpotRun(windows, counts, 600, 10.0))
+    assert (res["micro"]["tp"], res["micro"]["fp"], res["micro"]["fn"]) == (1, 2, 1)
+    assert sorted(res["micro"]["fp_overlaps"]) == ["blink", "none"]
+    assert res["micro"]["missed"][0]["apex_frame"] == 104
+    assert res["micro"]["delays_s"] == [pytest.approx(0.4)]
+    assert res["micro"]["ious"] == [pytest.approx(10 / 12, abs=1e-3)]
+    assert (res["macro"]["tp"], res["macro"]["fp"], res["macro"]["fn"]) == (1, 0, 0)
+    agg = aggregate([res, res])
+    assert agg["micro"]["tp"] == 2 and agg["micro"]["fp"] == 4 and agg["micro"]["fn"] == 2
+    assert agg["micro"]["precision"] == pytest.approx(1 / 3, abs=1e-4)
+    assert agg["micro"]["false_alarms_per_min"] == pytest.approx(4 / (2 * 600 / fps / 60), abs=1e-3)
+    assert agg["micro"]["false_alarms_by_overlap"] == {"blink": 2, "none": 2}
+    assert agg["rejected_blink"] == 4
+
+
+@pytest.mark.slow
+def test_spot_eval_cli_on_a_tiny_clip_writes_json_and_reuses_its_cache(tmp_path, capsys):
+    out, cache = tmp_path / "r.json", tmp_path / "cache"
+    args = ["spot-eval", "--n30", "1", "--n200", "0", "--n-distract", "1", "--duration30", "3",
+            "--duration-distract", "2", "--data", "none", "--cache", str(cache), "--json", str(out), "--quiet"]
+    assert main(args) == 0
+    r = json.loads(out.read_text())
+    assert r["plan"]["n30"] == 1 and r["seed_range"] == "eval"
+    g = r["30"]
+    assert g["clips"] == 1 and g["micro"]["tp"] + g["micro"]["fn"] >= 1      # the clip has an ME to find
+    assert set(g["micro"]) >= {"precision", "recall", "f1", "false_alarms_per_min"}
+    assert r["distractors"]["micro"]["tp"] == 0 and r["distractors"]["micro"]["fn"] == 0
+    assert "F1" in capsys.readouterr().out
+    assert len(list(cache.glob("*.npz"))) == 2
+    # scored again from the cache, with another setting: same tracks, no tracker run
+    assert main(args + ["--set", "gain=500"]) == 0
+    r2 = json.loads(out.read_text())
+    assert r2["generated"]["micro"]["tp"] == 0 and r2["spotter"]["gain"] == 500
+
+
+def test_spot_eval_rejects_bad_options(capsys):
+    assert main(["spot-eval", "--set", "nonsense=1", "--data", "none", "--n30", "0", "--n200", "0",
+                 "--n-distract", "0"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+    assert main(["spot-eval", "--duration30", "0"]) == 2

@@ -1,0 +1,261 @@
+"""Spotter behaviour on landmark tracks with known movements (no rendering, no tracker)."""
+import numpy as np
+import pytest
+
+from realtime_me.spotting import CUE_NAMES, REGION_NAMES, Spotter
+from realtime_me.spotting import kernels, reference
+from realtime_me.spotting.regions import tables
+from realtime_me.spotting.tracks import Track, TrackBuilder, neutral_face
+from realtime_me.types import FaceLandmarks
+
+
+def spot(track: Track, backend: str = "numba", index0: int = 0, **kw):
+    sp = Spotter(track.fps, backend=backend, **kw)
+    sp.warmup()
+    samples, windows = [], []
+    for i, p in enumerate(track.points):
+        s, w = sp.update(FaceLandmarks(index0 + i, (index0 + i) / track.fps, p))
+        samples.append(s)
+        windows += w
+    windows += sp.face_lost(index0 + track.n, (index0 + track.n) / track.fps)
+    return sp, samples, windows
+
+
+def micro(windows):
+    return [w for w in windows if w.kind == "micro"]
+
+
+def iou(w, e):
+    a, b = (w.onset_index, w.offset_index), (e["onset_frame"], e["offset_frame"])
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return max(0, inter) / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - max(0, inter))
+
+
+# ------------------------------------------------------------------ numba == NumPy reference
+def _busy_track(fps: float, seed: int = 3) -> Track:
+    return (TrackBuilder(fps, 12.0, seed=seed)
+            .add_movement("lip_corner_up", 3.0, 0.3, 0.04)
+            .add_blink(5.0)
+            .add_movement("brow_lower", 6.5, 0.25, 0.03)
+            .add_macro("brow_raise", 8.0, 0.4, 1.5, 0.5, 0.08)
+            .head_motion()
+            .build())
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_numba_kernels_match_numpy_reference_frame_by_frame(fps):
+    track = _busy_track(fps)
+    a, b = Spotter(fps, backend="numba"), Spotter(fps, backend="numpy")
+    a.warmup()
+    wa, wb = [], []
+    for i, p in enumerate(track.points):
+        sa, x = a.update(FaceLandmarks(i, i / fps, p))
+        sb, y = b.update(FaceLandmarks(i, i / fps, p))
+        wa += x
+        wb += y
+        assert (sa.index, sa.t) == (sb.index, sb.t)
+        np.testing.assert_allclose(sa.regions, sb.regions, atol=1e-6, rtol=1e-6)
+        assert sa.value == pytest.approx(sb.value, abs=1e-6)
+    for name in ("raw", "smo", "avg", "sig", "stats", "nbuf", "ref", "base", "apex_shape", "st_f"):
+        np.testing.assert_allclose(getattr(a.state, name), getattr(b.state, name), atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(a.state.st_i, b.state.st_i)
+    assert len(wa) == len(wb) >= 3          # two MEs and the macro, at least
+    for x, y in zip(wa, wb):
+        assert (x.kind, x.onset_index, x.apex_index, x.offset_index) == (y.kind, y.onset_index, y.apex_index, y.offset_index)
+        assert x.peak == pytest.approx(y.peak, abs=1e-6)
+        for k in x.regions:
+            assert x.regions[k] == pytest.approx(y.regions[k], abs=1e-6)
+
+
+def test_alignment_and_region_kernels_match_reference_on_random_input():
+    tb = tables()
+    rng = np.random.default_rng(0)
+    face = neutral_face().astype(np.float32)
+    ref_k, ref_r = np.zeros((len(tb.stable), 2)), np.zeros((len(tb.stable), 2))
+    assert kernels.init_reference(face, tb.stable, tb.iod_pts, ref_k)
+    assert reference.init_reference(face, tb.stable, tb.iod_pts, ref_r)
+    np.testing.assert_allclose(ref_k, ref_r, atol=1e-9)
+    for _ in range(20):
+        pts = (face + rng.normal(0, 3, face.shape)).astype(np.float32)
+        outs = [np.zeros((len(tb.selected), 2)) for _ in range(4)]
+        assert kernels.align_frame(pts, tb.selected, tb.stable, ref_k, outs[0], outs[1][: len(tb.stable)])
+        assert reference.align_frame(pts, tb.selected, tb.stable, ref_r, outs[2], outs[3][: len(tb.stable)])
+        np.testing.assert_allclose(outs[0], outs[2], atol=1e-9)
+        y = outs[0] + rng.normal(0, 0.01, outs[0].shape)
+        rk = [kernels.region_rms(outs[0], y, tb.region_pts, tb.region_ptr[r], tb.region_ptr[r + 1])
+              for r in range(len(REGION_NAMES))]
+        np.testing.assert_allclose(rk, reference.region_rms_all(outs[0], y, tb.region_ptr, tb.region_pts), atol=1e-12)
+        for eye in (0, 1):
+            assert kernels.aperture(y, tb.lids, tb.corners, eye) == pytest.approx(
+                reference.aperture(y, tb.lids, tb.corners, eye), abs=1e-12)
+    bad = face.copy()
+    bad[:] = 5.0   # collapsed face: no transform
+    assert not kernels.init_reference(bad, tb.stable, tb.iod_pts, ref_k)
+    assert not reference.init_reference(bad, tb.stable, tb.iod_pts, ref_r)
+
+
+def test_aligned_coordinates_are_in_iod_and_undo_a_similarity():
+    tb = tables()
+    face = neutral_face(iod_px=90.0)
+    ref = np.zeros((len(tb.stable), 2))
+    kernels.init_reference(face.astype(np.float32), tb.stable, tb.iod_pts, ref)
+    a, s = np.deg2rad(17.0), 1.7
+    moved = face.copy()
+    moved[:, :2] = face[:, :2] @ (s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])).T + (55, -30)
+    x0, x1 = np.zeros((len(tb.selected), 2)), np.zeros((len(tb.selected), 2))
+    scratch = np.zeros_like(ref)
+    kernels.align_frame(face.astype(np.float32), tb.selected, tb.stable, ref, x0, scratch)
+    kernels.align_frame(moved.astype(np.float32), tb.selected, tb.stable, ref, x1, scratch)
+    np.testing.assert_allclose(x0, x1, atol=1e-5)
+    r, l = tb.corners
+    iod = np.linalg.norm(x0[r].mean(0) - x0[l].mean(0))
+    assert iod == pytest.approx(1.0, abs=1e-3)
+
+
+# ------------------------------------------------------------------ behaviour
+@pytest.mark.parametrize("period_s", [6.0, 1.2])
+def test_head_motion_alone_never_fires(period_s):
+    # rotation +-12 deg, scale +-15 %, translation +-60 px, slow drift and quick shakes
+    track = TrackBuilder(30.0, 30.0, seed=11).head_motion(12.0, 0.15, 60.0, period_s).build()
+    sp, samples, windows = spot(track)
+    assert windows == []
+    assert max(s.value for s in samples) < 1.0
+
+
+def test_head_motion_is_removed_before_a_movement_is_measured():
+    track = (TrackBuilder(30.0, 10.0, seed=12).add_movement("brow_raise", 5.0, 0.3, 0.035)
+             .head_motion(12.0, 0.15, 60.0, 2.0).build())
+    _, _, windows = spot(track)
+    m = micro(windows)
+    assert len(m) == 1 and len(windows) == 1
+    assert iou(m[0], track.events[0]) >= 0.5
+
+
+def test_blinks_alone_never_fire():
+    b = TrackBuilder(30.0, 20.0, seed=4)
+    for t in (2.0, 5.5, 9.0, 12.5, 16.0):
+        b.add_blink(t, close_s=0.07, open_s=0.15)
+    track = b.build()
+    sp, samples, windows = spot(track)
+    assert micro(windows) == []
+    assert max(s.value for s in samples) > 2.0           # the blinks do move the regions ...
+    _, _, unguarded = spot(track, blink_drop=0.99)        # ... and without the lid check they would fire
+    assert len(micro(unguarded)) >= 3
+
+
+def test_a_movement_right_after_a_blink_still_counts():
+    # the blink ends ~0.15 s before the movement starts: one candidate spans both,
+    # the blink's centres are masked and the movement is kept
+    track = (TrackBuilder(30.0, 10.0, seed=5).add_blink(4.5, 0.07, 0.15)
+             .add_movement("lip_corner_up", 5.0, 0.3, 0.04).build())
+    sp, _, windows = spot(track)
+    m = micro(windows)
+    assert len(m) == 1 and iou(m[0], track.events[1]) >= 0.5
+    assert not (m[0].onset_index <= track.events[0]["apex_frame"] <= m[0].offset_index)
+
+
+@pytest.mark.parametrize("name,cue,regions", [
+    ("lip_corner_up", "lip_corner_up", {"mouth_r", "mouth_l"}),
+    ("brow_raise", "brow_raise", {"brow_r", "brow_l"}),
+    ("brow_lower", "brow_lower", {"brow_r", "brow_l"}),
+    ("chin_raise", "chin_raise", {"chin", "lip_lower"}),
+])
+def test_injected_micro_expression_is_spotted_with_its_timing_and_cues(name, cue, regions):
+    fps = 30.0
+    track = TrackBuilder(fps, 10.0, seed=7).add_movement(name, 5.0, 0.33, 0.03).build()
+    _, samples, windows = spot(track)
+    assert len(windows) == 1 and windows[0].kind == "micro"
+    w, e = windows[0], track.events[0]
+    assert abs(w.apex_index - e["apex_frame"]) <= 1
+    assert abs(w.onset_index - e["onset_frame"]) <= 3 and abs(w.offset_index - e["offset_frame"]) <= 3
+    assert iou(w, e) >= 0.6
+    assert 0.0 < w.confirmed_t - w.apex_t < 1.0          # spotting delay: online, under a second
+    assert w.onset_t <= w.apex_t <= w.offset_t <= w.confirmed_t
+    top_regions = sorted(REGION_NAMES, key=lambda r: -w.regions[r])[:2]
+    assert set(top_regions) == regions
+    cues = {k: w.regions[k] for k in CUE_NAMES if k != "eye_aperture"}
+    assert max(cues, key=cues.get) == cue
+    assert w.regions[cue] == pytest.approx(0.03, rel=0.35)    # IOD units
+    # the motion trace peaks at the apex and is on the frame it describes
+    peak = max(samples, key=lambda s: s.value)
+    assert abs(peak.index - e["apex_frame"]) <= 2 and peak.value > 1.0 and peak.threshold == 1.0
+
+
+def test_long_movement_is_reported_as_macro_not_micro():
+    track = TrackBuilder(30.0, 12.0, seed=8).add_macro("lip_corner_up", 4.0, 0.5, 2.0, 0.6, 0.08).build()
+    _, _, windows = spot(track)
+    assert [w.kind for w in windows] == ["macro"]
+    w, e = windows[0], track.events[0]
+    assert w.duration > 0.5
+    assert iou(w, e) >= 0.5
+
+
+def test_sustained_expression_is_reported_after_max_track():
+    track = TrackBuilder(30.0, 14.0, seed=9).add_macro("brow_raise", 3.0, 0.4, 30.0, 0.5, 0.08).build()
+    _, _, windows = spot(track, max_track_s=4.0)
+    assert [w.kind for w in windows] == ["macro"]
+    assert windows[0].offset_t - windows[0].onset_t == pytest.approx(4.0, abs=0.1)
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0, 200.0])
+def test_same_movement_is_spotted_at_any_frame_rate(fps):
+    track = TrackBuilder(fps, 8.0, seed=10).add_movement("lip_corner_down", 4.0, 0.25, 0.03).build()
+    sp, _, windows = spot(track)
+    assert len(windows) == 1 and windows[0].kind == "micro"
+    w, e = windows[0], track.events[0]
+    assert abs(w.apex_t - e["apex_frame"] / fps) <= 0.04
+    assert iou(w, e) >= 0.5
+    assert sp.frames["k"] == round(sp.config.k_s * fps)       # window sizes follow the frame rate
+
+
+def test_sensitivity_is_the_threshold_knob():
+    track = TrackBuilder(30.0, 10.0, seed=13).add_movement("brow_raise", 5.0, 0.3, 0.009).build()
+    found = {s: micro(spot(track, sensitivity=s)[2]) for s in (0.5, 1.0, 2.0)}
+    assert found[0.5] == []                                              # too faint for a strict spotter
+    assert [iou(w, track.events[0]) >= 0.5 for w in found[1.0]] == [True]
+    assert any(iou(w, track.events[0]) >= 0.5 for w in found[2.0])      # an eager one finds it too,
+    assert len(found[2.0]) > len(found[1.0])                             # and the jitter with it
+
+
+def test_face_loss_resets_and_the_next_movement_is_still_found():
+    fps = 30.0
+    a = TrackBuilder(fps, 4.0, seed=14).build()
+    b = TrackBuilder(fps, 8.0, seed=15).add_movement("lip_corner_up", 4.0, 0.3, 0.04).build()
+    sp = Spotter(fps)
+    windows = []
+    for i, p in enumerate(a.points):
+        windows += sp.update(FaceLandmarks(i, i / fps, p))[1]
+    assert sp.face_lost(a.n, a.n / fps) == []
+    off = a.n + 30                                   # one second without a face
+    for i, p in enumerate(b.points):
+        windows += sp.update(FaceLandmarks(off + i, (off + i) / fps, p))[1]
+    assert len(windows) == 1
+    assert abs(windows[0].apex_index - (off + b.events[0]["apex_frame"])) <= 1
+
+
+def test_dropped_frames_are_interpolated():
+    fps = 30.0
+    track = TrackBuilder(fps, 10.0, seed=16).add_movement("brow_lower", 5.0, 0.35, 0.035).build()
+    sp = Spotter(fps)
+    windows = []
+    for i, p in enumerate(track.points):
+        if i % 17 == 5:                              # a live source loses a frame now and then
+            continue
+        windows += sp.update(FaceLandmarks(i, i / fps, p))[1]
+    assert sp.counts.interpolated > 10
+    assert len(windows) == 1 and iou(windows[0], track.events[0]) >= 0.5
+
+
+def test_warmup_leaves_the_stream_untouched_and_bad_input_is_refused():
+    sp = Spotter(30.0)
+    sp.warmup()
+    assert not sp.state.st_i.any() and not sp.state.raw.any()
+    with pytest.raises(ValueError, match="fps"):
+        Spotter(0.0)
+    with pytest.raises(ValueError, match="sensitivity"):
+        Spotter(30.0, sensitivity=-1)
+    with pytest.raises(ValueError, match="landmarks"):
+        sp.update(FaceLandmarks(0, 0.0, np.zeros((10, 3), np.float32)))
+    # NaN landmarks count as a lost face, not a crash
+    s, w = sp.update(FaceLandmarks(0, 0.0, np.full((478, 3), np.nan, np.float32)))
+    assert w == [] and s.value == 0.0
