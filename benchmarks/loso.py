@@ -1,0 +1,89 @@
+"""LOSO benchmark: MEDN and the in-harness STSTNet on the composite set, same folds and harness.
+
+    .venv/bin/python benchmarks/loso.py --workers 2          # full LOSO, both models -> results/loso.json
+    .venv/bin/python benchmarks/loso.py --cv 5 --models medn --set depth=2 --epochs 40
+        # the cheap proxy used for hyper-parameter exploration: 5-fold subject-grouped CV
+
+Writes benchmarks/results/loso.json (full LOSO) or loso_cv5_<tag>.json (proxy),
+plus loso_<model>.json and a confusion-matrix PNG per model for the full run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from realtime_me.data import group_kfold  # noqa: E402
+from realtime_me.training import DEFAULT_DATA, SCHEDULES, cross_validate, load_for, loso, plot_confusion  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _value(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    if "," in v:
+        return tuple(_value(x) for x in v.split(","))
+    return v
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--models", default="medn,ststnet")
+    p.add_argument("--cv", type=int, default=0, help="k-fold subject-grouped CV proxy instead of LOSO")
+    p.add_argument("--set", nargs="*", default=[], help="model config overrides key=value")
+    p.add_argument("--train", nargs="*", default=[], help="TrainConfig overrides key=value")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--tag", default="")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="fold processes of one thread each")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    train_over = {k: _value(v) for k, v in (s.split("=", 1) for s in args.train)}
+    if args.epochs:
+        train_over["epochs"] = args.epochs
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
+               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"), "models": {}}
+    for name in args.models.split(","):
+        data = load_for(name, args.data)
+        cfg = dataclasses.replace(SCHEDULES[name], **train_over)
+        if args.cv:
+            r = cross_validate(name, data, group_kfold(data.subjects, args.cv, seed=0), cfg,
+                               desc=f"cv{args.cv} {name}", workers=args.workers, **overrides)
+            r["protocol"] = f"{args.cv}-fold subject-grouped CV (hyper-parameter proxy)"
+        else:
+            r = loso(name, data, cfg, workers=args.workers, **overrides)
+            (RESULTS / f"loso_{name}.json").write_text(json.dumps(r, indent=2) + "\n")
+            plot_confusion(r, RESULTS / f"loso_{name}_confusion.png")
+        o = r["overall"]
+        print(f"{name}: UF1 {o['uf1']:.4f} UAR {o['uar']:.4f} "
+              + " ".join(f"{d}={v['uf1']:.3f}/{v['uar']:.3f}" for d, v in r["per_dataset"].items())
+              + f" ({r['wall_time_s']}s)", flush=True)
+        summary["models"][name] = {k: r[k] for k in ("overall", "per_dataset", "wall_time_s", "protocol",
+                                                     "train_config", "model_overrides", "samples", "subjects")}
+    out = RESULTS / (f"loso_cv{args.cv}_{args.tag or 'run'}.json" if args.cv else "loso.json")
+    if not args.cv and out.is_file():  # models run separately land in the same table
+        old = json.loads(out.read_text())
+        summary["models"] = {**old.get("models", {}), **summary["models"]}
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Dataset loader, LOSO splits, UF1/UAR metrics and a tiny training run on the real composite set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime_me.data import group_kfold, load_data, loso_splits, read_labels
+from realtime_me.errors import UserError
+from realtime_me.models import DEFAULT_AUS
+from realtime_me.training import SCHEDULES, TrainConfig, _augment, confusion, score, train_model, uf1_uar
+
+COMPOSITE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "composite"
+needs_data = pytest.mark.skipif(not (COMPOSITE / "labels.csv").is_file(),
+                                reason=f"composite data not found at {COMPOSITE}")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(COMPOSITE, au_names=DEFAULT_AUS)
+
+
+def test_confusion_and_metrics_by_hand():
+    y = [0, 0, 0, 0, 1, 1, 2, 2]
+    p = [0, 0, 0, 1, 1, 0, 2, 1]
+    cm = confusion(y, p, 3)
+    assert cm.tolist() == [[3, 1, 0], [1, 1, 0], [0, 1, 1]]
+    f1, uar = uf1_uar(cm)
+    # F1: class0 2*3/(4+4)=0.75, class1 2*1/(2+3)=0.4, class2 2*1/(2+1)=2/3
+    assert f1 == pytest.approx((0.75 + 0.4 + 2 / 3) / 3)
+    # recall: 3/4, 1/2, 1/2
+    assert uar == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+
+
+def test_metrics_ignore_classes_absent_from_truth():
+    f1, uar = uf1_uar(confusion([0, 0, 1], [0, 0, 1], 3))
+    assert f1 == 1.0 and uar == 1.0
+
+
+def test_score_per_dataset():
+    r = score(np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), np.array(["a", "a", "b", "b"]), ("x", "y"))
+    assert r["per_dataset"]["a"]["uf1"] == 1.0 and r["per_dataset"]["b"]["uar"] == 0.5
+    assert r["overall"]["n"] == 4
+
+
+def test_loso_never_leaks_a_subject():
+    subjects = np.array(["a", "b", "a", "c", "b", "c", "c"])
+    seen = []
+    for s, tr, te in loso_splits(subjects):
+        assert set(subjects[te]) == {s} and s not in set(subjects[tr])
+        assert len(tr) + len(te) == len(subjects)
+        seen += te.tolist()
+    assert sorted(seen) == list(range(len(subjects)))
+    for tr, te in group_kfold(subjects, 2, seed=0):
+        assert not set(subjects[tr]) & set(subjects[te])
+
+
+def test_missing_labels_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="labels.csv"):
+        read_labels(tmp_path)
+    (tmp_path / "labels.csv").write_text("sample,label\nx,0\n")
+    with pytest.raises(UserError, match="missing column"):
+        read_labels(tmp_path)
+
+
+def test_augment_flip_negates_u():
+    import torch
+    flow = torch.rand(16, 3, 28, 28)
+    apex = torch.randn(16, 1, 56, 56)
+    cfg = TrainConfig(flip=True, shift=0, noise=0.0)
+    g = torch.Generator().manual_seed(3)
+    m = torch.rand(16, generator=torch.Generator().manual_seed(3)) < 0.5
+    f2, a2 = _augment(flow, apex, cfg, g)
+    i = int(np.flatnonzero(m.numpy())[0])
+    assert torch.allclose(f2[i, 0], 1 - flow[i, 0].flip(-1)) and torch.equal(f2[i, 1], flow[i, 1].flip(-1))
+    assert torch.equal(a2[i], apex[i].flip(-1))
+    j = int(np.flatnonzero(~m.numpy())[0])
+    assert torch.equal(f2[j], flow[j])
+
+
+@needs_data
+def test_loader_reads_real_labels(data):
+    assert len(data) == 397 and len(set(data.subjects.tolist())) == 62
+    assert set(data.datasets.tolist()) == {"smic", "casme2", "samm"}
+    assert data.flow.shape == (397, 3, 28, 28) and data.apex.shape[1:] == (1, 56, 56)
+    assert data.flow.min() == 0.0 and data.flow.max() == 1.0
+    smic = data.datasets == "smic"
+    assert data.au_mask[smic].sum() == 0 and data.au_mask[~smic].all()
+    assert data.au[~smic].sum(1).min() >= 0 and data.au.sum() > 0
+
+
+@needs_data
+@pytest.mark.slow
+def test_tiny_training_run_lowers_the_loss(data):
+    subjects = sorted(set(data.subjects.tolist()))[:5]
+    idx = np.flatnonzero(np.isin(data.subjects, subjects))
+    cfg = TrainConfig(epochs=4, batch_size=16, seed=0)
+    for name, small in (("medn", {"dim": 32, "depth": 1}), ("ststnet", {})):
+        _, hist = train_model(name, data, idx, cfg, **small)
+        assert hist[-1] < hist[0], (name, hist)
+
+
+def test_schedules_are_fixed_configs():
+    assert SCHEDULES["medn"].epochs > 0 and SCHEDULES["ststnet"].epochs > 0
+
+
+@needs_data
+def test_default_au_set_is_the_frequent_aus():
+    from realtime_me.training import choose_aus
+    assert choose_aus(COMPOSITE, min_count=10) == DEFAULT_AUS
