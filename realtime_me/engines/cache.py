@@ -1,0 +1,172 @@
+"""TensorRT plan cache under ``engines/``.
+
+A plan is only valid for the exact ONNX graph, TensorRT version, GPU (name and
+compute capability), precision, optimisation profile and platform it was built
+with (on a Jetson also the L4T release, which pins CUDA/cuDNN). All of these form
+the ``PlanKey``; its digest names the plan file, and a JSON sidecar records the key
+and the plan's sha256. So:
+
+* a changed key finds no file -> rebuild, with a message naming what changed;
+* a truncated or edited plan fails the sha256 check -> rebuild, with a message;
+* a plan TensorRT refuses to deserialise -> rebuild, with a message;
+never a crash and never a stale engine. The build itself is a callable passed in,
+so this logic is tested without a GPU.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+
+
+def l4t_release(path: Path = NV_TEGRA_RELEASE) -> str | None:
+    """'R36.3.0' from /etc/nv_tegra_release on a Jetson, None elsewhere."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    return f"R{m.group(1)}.{m.group(2)}" if m else text.strip().splitlines()[0][:80] if text.strip() else None
+
+
+def platform_tag() -> str:
+    return f"{platform.system()}-{platform.machine()}"
+
+
+@dataclass(frozen=True)
+class PlanKey:
+    """Everything a serialized TensorRT engine depends on."""
+
+    model: str                 # architecture name, for readable file names
+    onnx_sha256: str
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+    precision: str
+    profile: tuple[int, int, int]   # min, opt, max batch
+    platform: str
+    l4t: str | None = None
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:20]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["profile"] = list(self.profile)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlanKey":
+        d = dict(d)
+        d["profile"] = tuple(d["profile"])
+        return cls(**d)
+
+
+class PlanCache:
+    """Plans as ``<dir>/<model>-<precision>-<digest>.plan`` with a ``.json`` sidecar."""
+
+    def __init__(self, cache_dir: str | Path) -> None:
+        self.dir = Path(cache_dir)
+
+    def plan_path(self, key: PlanKey) -> Path:
+        return self.dir / f"{key.model}-{key.precision}-{key.digest()}.plan"
+
+    def timing_cache_path(self, key: PlanKey) -> Path:
+        """Kernel timings are reusable across models on the same GPU and TensorRT version."""
+        tag = re.sub(r"[^A-Za-z0-9]+", "_", f"{key.gpu}-sm{key.compute_capability}-trt{key.tensorrt}")
+        return self.dir / f"timing-{tag}.cache"
+
+    def explain_miss(self, key: PlanKey) -> str:
+        """Why there is no plan: what differs from the plans cached for the same model."""
+        others = []
+        for meta in sorted(self.dir.glob(f"{key.model}-*.json")):
+            try:
+                old = json.loads(meta.read_text()).get("key", {})
+            except (OSError, ValueError):
+                continue
+            changed = [f"{k}: {_short(old.get(k))} -> {_short(v)}" for k, v in key.to_dict().items() if old.get(k) != v]
+            if changed:
+                others.append(", ".join(changed))
+        if not others:
+            return "no cached plan for this model yet"
+        best = min(others, key=lambda s: s.count(" -> "))
+        return f"cached plans were built for something else ({best})"
+
+    def load_bytes(self, key: PlanKey) -> bytes | None:
+        """The plan's bytes if present and intact; None (after logging why) otherwise."""
+        path, meta_path = self.plan_path(key), self.plan_path(key).with_suffix(".json")
+        if not path.is_file():
+            log.info("TensorRT plan %s: %s; building", path.name, self.explain_miss(key))
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = path.read_bytes()
+        except (OSError, ValueError) as e:
+            log.warning("TensorRT plan %s unreadable (%s); rebuilding", path, e)
+            return None
+        if meta.get("key") != key.to_dict():
+            log.warning("TensorRT plan %s: its record does not match the key; rebuilding", path)
+            return None
+        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            log.warning("TensorRT plan %s is corrupt (sha256 mismatch, %d bytes); rebuilding", path, len(data))
+            return None
+        return data
+
+    def store(self, key: PlanKey, plan: bytes) -> Path:
+        path = self.plan_path(key)
+        atomic_write(path, plan)
+        record = {"key": key.to_dict(), "sha256": hashlib.sha256(plan).hexdigest(), "bytes": len(plan)}
+        atomic_write(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
+        return path
+
+    def get_or_build(self, key: PlanKey, build: Callable[[], bytes], deserialize: Callable[[bytes], T | None]) -> T:
+        """Deserialize the cached plan, or build, store and deserialize a new one.
+
+        ``deserialize`` returns None (or raises) for a plan the runtime refuses; that
+        triggers one rebuild. A freshly built plan that still fails is an error.
+        """
+        data = self.load_bytes(key)
+        if data is not None:
+            try:
+                engine = deserialize(data)
+            except Exception as e:  # noqa: BLE001 - any runtime refusal means: rebuild
+                log.warning("TensorRT refused cached plan %s (%s); rebuilding", self.plan_path(key).name, e)
+                engine = None
+            else:
+                if engine is None:
+                    log.warning("TensorRT refused cached plan %s (null engine); rebuilding", self.plan_path(key).name)
+            if engine is not None:
+                return engine
+        plan = build()
+        if not plan:
+            raise RuntimeError("TensorRT build returned no plan")
+        engine = deserialize(bytes(plan))
+        if engine is None:
+            raise RuntimeError("TensorRT could not deserialize the plan it just built")
+        path = self.store(key, bytes(plan))
+        log.info("TensorRT plan saved to %s (%d KB)", path, len(plan) // 1024)
+        return engine
+
+
+def _short(v) -> str:
+    """Readable key values in messages: hashes cut to 12 characters."""
+    return repr(v[:12] + "...") if isinstance(v, str) and len(v) > 24 else repr(v)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file and rename, so a crash never leaves half a file under the real name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
