@@ -1,0 +1,289 @@
+"""One pipeline per browser session, and the registry that ties sessions to socket tokens.
+
+When the page loads, Gradio's load event opens a ``LiveSession`` for the browser's
+session hash and hands the page a random token; the capture script presents that token
+when it opens the frame socket, so frames only ever reach the pipeline of the session
+that owns the page. A session ends when the browser goes away (Gradio's unload event,
+the session state's delete callback, or server shutdown): its streams stop, its
+pipelines' threads end and its result files are deleted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from ..errors import UserError
+from ..pipeline import DEFAULT_WEIGHTS, Pipeline, PipelineConfig
+from .stream import Stream
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt", "triton")
+
+
+@dataclass
+class ServeConfig:
+    """Server-wide settings; each session starts from ``pipeline`` and may change it."""
+
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    max_upload_mb: float = 200.0
+    models_dir: Path = DEFAULT_WEIGHTS.parent
+    refresh_s: float = 0.5       # live state / log / stats refresh (Gradio timer)
+    overlay_fps: float = 12.0    # annotated frames sent back on the frame socket
+    chart_fps: float = 4.0       # motion chart updates sent on the frame socket
+    demo_seed: int = 7
+    demo_duration_s: float = 20.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def model_choices(self) -> dict[str, str]:
+        """Model folders a browser may pick: the shipped default, the folders under ``models_dir``
+        and the server's ``--weights``. A closed list, so a page (possibly shared publicly)
+        cannot point the server at arbitrary paths."""
+        out = {DEFAULT_WEIGHTS.name: str(DEFAULT_WEIGHTS)}
+        root = Path(self.models_dir)
+        if root.is_dir():
+            for d in sorted(p for p in root.iterdir() if p.is_dir()):
+                if (d / "model.json").exists() or (d / "model.safetensors").exists():
+                    out.setdefault(d.name, str(d))
+        if self.pipeline.weights:
+            w = Path(self.pipeline.weights)
+            name = w.name if out.get(w.name, str(w)) == str(w) else str(w)
+            out[name] = str(w)
+        return out
+
+    def model_name(self, weights: str | None) -> str:
+        """The choice that stands for ``weights`` (None: the shipped default)."""
+        target = str(weights or DEFAULT_WEIGHTS)
+        return next((k for k, v in self.model_choices().items() if v == target), DEFAULT_WEIGHTS.name)
+
+
+class LiveSession:
+    """A browser session: its settings, its live pipeline (reused across camera restarts)
+    and its offline pipeline for uploaded videos."""
+
+    def __init__(self, session_hash: str, config: ServeConfig) -> None:
+        self.token = secrets.token_urlsafe(24)
+        self.session_hash = session_hash
+        self.config = config
+        self.settings = dataclasses.replace(config.pipeline)
+        self.note = ""               # e.g. why the model is not loaded
+        self.stream: Stream | None = None       # the running (or last) stream
+        self.closed = False
+        self.created = time.time()
+        self._live: Pipeline | None = None
+        self._offline: Pipeline | None = None
+        self._live_key: tuple | None = None
+        self._offline_key: tuple | None = None
+        self._lock = threading.RLock()
+        self._t_next = 0.0           # pipeline time at which the next stream may start
+        self._files: Path | None = None
+
+    # --------------------------------------------------------------- pipelines
+    def build_pipeline(self) -> tuple[Pipeline, str]:
+        """A pipeline with this session's settings. A model that cannot be loaded leaves a
+        spotting-only pipeline and a note the page shows, rather than no demo at all."""
+        cfg = dataclasses.replace(self.settings)
+        try:
+            return Pipeline(cfg), ""
+        except (UserError, ImportError, OSError, ValueError) as e:
+            if not cfg.classify:
+                raise
+            log.warning("model not loaded (%s); spotting only", e)
+            return Pipeline(dataclasses.replace(cfg, classify=False)), f"model not loaded ({e}); spotting only"
+
+    def _model_key(self) -> tuple:
+        return (self.settings.backend, self.settings.weights, self.settings.classify)
+
+    def _current(self, slot: str) -> Pipeline:
+        """The live or offline pipeline, (re)built if missing or built with other model settings."""
+        p, key = getattr(self, slot), getattr(self, slot + "_key")
+        if p is not None and key != self._model_key() and not p.running:
+            self._close_pipeline(p)
+            p = None
+        if p is None:
+            p, self.note = self.build_pipeline()
+            setattr(self, slot, p)
+            setattr(self, slot + "_key", self._model_key())
+        p.config.sensitivity = self.settings.sensitivity   # read by start()
+        return p
+
+    def start_stream(self, camera_fps: float) -> Stream:
+        """Start the live pipeline for a new socket (slow the first time: tracker, model, JIT)."""
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("session closed")
+            if self.stream is not None:
+                if self.stream.pipeline.running:
+                    self.stream.end()
+                    self.stream.pipeline.stop()
+                self._advance_time(self.stream)
+            p = self._current("_live")
+            p.start(camera_fps, live=True)
+            self.stream = Stream(p, camera_fps, self._t_next)
+            return self.stream
+
+    def stop_stream(self, stream: Stream) -> None:
+        """The socket closed: flush and stop this stream's pipeline threads."""
+        with self._lock:
+            if stream.pipeline.running and stream is self.stream:
+                try:
+                    stream.pipeline.stop()
+                except Exception:  # noqa: BLE001 - a crashed worker already logged itself
+                    log.exception("live pipeline ended with an error")
+            self._advance_time(stream)
+
+    def _advance_time(self, stream: Stream) -> None:
+        """Pipeline time keeps increasing across camera restarts (the tracker's timers rely on it)."""
+        self._t_next = max(self._t_next, stream.t_base + (stream.link.last_media or 0.0) + 1.0)
+
+    def offline_pipeline(self) -> Pipeline:
+        """The pipeline for uploaded videos (separate from the live one, so both can run)."""
+        with self._lock:
+            return self._current("_offline")
+
+    @property
+    def live_pipeline(self) -> Pipeline | None:
+        return self._live
+
+    @property
+    def streaming(self) -> bool:
+        return self.stream is not None and self.stream.pipeline.running and not self.stream.superseded
+
+    def apply_settings(self, backend: str, model: str | None, classify: bool, sensitivity: float | None) -> str:
+        """Change the settings; a pipeline picks them up (rebuilt if the model changed) the next time it starts."""
+        if backend not in BACKENDS:
+            raise UserError(f"unknown backend {backend!r}: pick one of {', '.join(BACKENDS)}")
+        choices = self.config.model_choices()
+        weights = self.settings.weights
+        if model:
+            if model not in choices:
+                raise UserError(f"unknown model {model!r}: pick one of {', '.join(choices) or '(none found)'}")
+            weights = choices[model]
+        if sensitivity is not None and not sensitivity > 0:
+            raise UserError(f"sensitivity must be > 0, got {sensitivity}")
+        with self._lock:
+            self.settings = dataclasses.replace(self.settings, backend=backend, weights=weights,
+                                                classify=bool(classify), sensitivity=sensitivity)
+        return "applies the next time the camera starts" if self.streaming else "applied"
+
+    # ------------------------------------------------------------------ views
+    def live_views(self, stream: Stream, last_index: int | None, with_chart: bool,
+                   quality: int = 80) -> tuple[bytes | None, int | None, dict | None]:
+        """From one snapshot: the last processed frame annotated by ``draw_overlay`` (landmarks,
+        motion bar, last event) as JPEG, or None when nothing new was processed; and the
+        motion chart's data when asked."""
+        from ..overlay import draw_overlay
+        from .views import motion_payload
+
+        snap = stream.pipeline.snapshot()
+        chart = motion_payload(snap, stream.stream_time) if with_chart else None
+        frame = snap["frame"]
+        if frame is None or frame.index == last_index:
+            return None, last_index, chart
+        value = float(snap["value"][-1]) if len(snap["value"]) else None
+        thr = float(snap["threshold"][-1]) if len(snap["threshold"]) else None
+        last = snap["events"][-1] if snap["events"] else None
+        img = draw_overlay(frame.image, snap["landmarks"], value, thr, last, stream.link.fps())
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return (buf.tobytes() if ok else None), frame.index, chart
+
+    def files_dir(self) -> Path:
+        """Per-session folder for downloadable results, deleted with the session."""
+        if self._files is None:
+            self._files = Path(tempfile.mkdtemp(prefix="rtme-session-"))
+        return self._files
+
+    # ---------------------------------------------------------------- cleanup
+    @staticmethod
+    def _close_pipeline(p: Pipeline) -> None:
+        try:
+            p.stop(timeout=10.0)
+        except Exception:  # noqa: BLE001
+            log.exception("pipeline ended with an error")
+        p.tracker.close()
+
+    def close(self) -> None:
+        """Stop everything this session runs and free its files."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if self.stream is not None:
+                self.stream.end()
+            for p in (self._live, self._offline):
+                if p is not None:
+                    self._close_pipeline(p)
+            if self._files is not None:
+                shutil.rmtree(self._files, ignore_errors=True)
+
+
+class SessionRegistry:
+    """token -> session and Gradio session hash -> session, for the socket and the cleanup hooks."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self._by_token: dict[str, LiveSession] = {}
+        self._by_hash: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()
+
+    def open(self, session_hash: str) -> LiveSession:
+        """The session for this browser session, created on first use."""
+        with self._lock:
+            s = self._by_hash.get(session_hash)
+            if s is None or s.closed:
+                s = LiveSession(session_hash, self.config)
+                self._by_hash[session_hash] = s
+                self._by_token[s.token] = s
+            return s
+
+    def get(self, token: str | None) -> LiveSession | None:
+        if not token:
+            return None
+        with self._lock:
+            s = self._by_token.get(token)
+        return None if s is None or s.closed else s
+
+    def by_hash(self, session_hash: str) -> LiveSession | None:
+        with self._lock:
+            return self._by_hash.get(session_hash)
+
+    def close_hash(self, session_hash: str | None) -> bool:
+        with self._lock:
+            s = self._by_hash.pop(session_hash, None) if session_hash else None
+            if s is not None:
+                self._by_token.pop(s.token, None)
+        if s is not None:
+            log.info("session %s closed", session_hash)
+            s.close()
+        return s is not None
+
+    def close_token(self, token: str | None) -> bool:
+        with self._lock:
+            s = self._by_token.get(token) if token else None
+        return self.close_hash(s.session_hash) if s is not None else False
+
+    def close_all(self) -> None:
+        with self._lock:
+            hashes = list(self._by_hash)
+        for h in hashes:
+            self.close_hash(h)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_hash)
+
+    def sessions(self) -> list[LiveSession]:
+        with self._lock:
+            return list(self._by_hash.values())

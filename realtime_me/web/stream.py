@@ -1,0 +1,278 @@
+"""The frame socket: every webcam frame, with its browser capture time, into the session's pipeline.
+
+Gradio's own webcam streaming sends about 2 frames a second with no capture time, so the page
+runs a small capture script instead (``capture.js``): on each ``requestVideoFrameCallback`` it
+encodes the frame as JPEG and sends one binary message
+
+    <float64 captureTime ms (browser clock, NaN if unknown)> <float64 mediaTime s> <uint32 presentedFrames> JPEG
+
+(little-endian) on a WebSocket opened with the session's token. The receiving handler only
+decodes and pushes into the pipeline (which never blocks a live source); gaps in
+``presentedFrames`` count frames the browser showed but did not send. Text messages carry
+control: ``pong`` replies to the server's ``ping`` estimate the browser-server clock offset,
+so capture -> server latency is measured per frame; ``client`` reports the page's own counters.
+Server -> browser: JSON status messages, the annotated frame (landmarks, motion bar, last
+event, drawn by ``overlay.draw_overlay``) as JPEG a dozen times a second, and the motion
+chart's data (``views.motion_payload``) a few times a second.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import math
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from fastapi import WebSocket
+
+    from ..pipeline import Pipeline
+    from .sessions import SessionRegistry
+
+log = logging.getLogger(__name__)
+
+HEADER = struct.Struct("<ddI")
+#: a 640x480 JPEG is ~50 KB; anything this big is not a webcam frame
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: WebSocket close codes the page explains to the user
+CLOSE_UNKNOWN_SESSION = 4401
+CLOSE_SUPERSEDED = 4409
+CLOSE_FAILED = 4500
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    capture_ms: float   # browser performance.now() clock; NaN when the browser does not say
+    media_s: float      # seconds since the camera track started (monotonic per stream)
+    presented: int      # the browser's presented-frame counter
+
+
+def parse_frame(data: bytes) -> tuple[FrameHeader | None, np.ndarray | None]:
+    """(header, BGR image); None for a part that is malformed or not a decodable JPEG."""
+    if len(data) <= HEADER.size or len(data) > MAX_MESSAGE_BYTES:
+        return None, None
+    capture_ms, media_s, presented = HEADER.unpack_from(data)
+    header = FrameHeader(capture_ms, media_s, presented) if math.isfinite(media_s) else None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8, offset=HEADER.size), cv2.IMREAD_COLOR)
+    return header, image
+
+
+def encode_frame(image: np.ndarray, capture_ms: float, media_s: float, presented: int, quality: int = 85) -> bytes:
+    """The message the page sends (used by tests and tools that speak the protocol)."""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("cannot encode frame")
+    return HEADER.pack(capture_ms, media_s, presented) + jpeg.tobytes()
+
+
+class LinkStats:
+    """What the socket delivered: frames, browser-side gaps, capture -> server latency."""
+
+    def __init__(self, camera_fps: float) -> None:
+        self.camera_fps = camera_fps
+        self.frames = 0
+        self.bytes = 0
+        self.rejected = 0          # malformed / undecodable
+        self.out_of_order = 0      # media time not increasing
+        self.gaps = 0              # frames the browser presented but never sent
+        self.first_presented: int | None = None
+        self.last_presented: int | None = None
+        self.first_media: float | None = None
+        self.last_media: float | None = None
+        self.opened = time.perf_counter()
+        self.arrivals: deque[float] = deque(maxlen=91)
+        self.latency_ms: deque[float] = deque(maxlen=300)
+        self.offset_ms: float | None = None    # browser clock minus server clock
+        self.best_rtt_ms = math.inf
+        self.client: dict = {}
+
+    def accept(self, h: FrameHeader, now: float) -> bool:
+        """Book a frame; False if it goes back in time (it is then not pushed)."""
+        if self.last_media is not None and h.media_s <= self.last_media:
+            self.out_of_order += 1
+            return False
+        if self.last_presented is not None and h.presented > self.last_presented + 1:
+            self.gaps += h.presented - self.last_presented - 1
+        if self.first_presented is None:
+            self.first_presented, self.first_media = h.presented, h.media_s
+        self.last_presented, self.last_media = h.presented, h.media_s
+        self.frames += 1
+        self.arrivals.append(now)
+        if self.offset_ms is not None and math.isfinite(h.capture_ms):
+            self.latency_ms.append(now * 1e3 - (h.capture_ms - self.offset_ms))
+        return True
+
+    def on_pong(self, sent_ms: float, client_ms: float, now: float) -> None:
+        """NTP-style offset from the lowest round trip seen (the least queued one)."""
+        rtt = now * 1e3 - sent_ms
+        if 0 <= rtt <= self.best_rtt_ms:
+            self.best_rtt_ms = rtt
+            self.offset_ms = client_ms - (sent_ms + rtt / 2)
+
+    def index_of(self, h: FrameHeader) -> int:
+        return h.presented - (self.first_presented or 0)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Stream time covered, first to last frame (browser clock)."""
+        return 0.0 if self.first_media is None else self.last_media - self.first_media
+
+    def fps(self) -> float:
+        """Frames received per second over the last ~3 s."""
+        a = self.arrivals
+        return (len(a) - 1) / (a[-1] - a[0]) if len(a) > 2 and a[-1] > a[0] else 0.0
+
+    def to_dict(self) -> dict:
+        fps = self.fps()
+        expected = self.elapsed_s * self.camera_fps + 1 if self.frames else 0
+        lat = np.fromiter(self.latency_ms, dtype=np.float64)
+        return {
+            "frames": self.frames,
+            "fps_received": round(fps, 1),
+            "camera_fps": self.camera_fps,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "delivery": round(min(1.0, self.frames / expected), 3) if expected else None,
+            "gaps": self.gaps,
+            "rejected": self.rejected,
+            "out_of_order": self.out_of_order,
+            "mbit_s": round(self.bytes * 8 / 1e6 / max(1e-3, time.perf_counter() - self.opened), 2),
+            "capture_to_server_ms_p50": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
+            "capture_to_server_ms_p95": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
+            "clock_rtt_ms": None if math.isinf(self.best_rtt_ms) else round(self.best_rtt_ms, 1),
+            "client": dict(self.client),
+        }
+
+
+class Stream:
+    """One socket connection's run of the session's pipeline."""
+
+    def __init__(self, pipeline: "Pipeline", camera_fps: float, t_base: float) -> None:
+        self.pipeline = pipeline
+        self.link = LinkStats(camera_fps)
+        #: added to the browser's media time so pipeline time never goes back across restarts
+        self.t_base = t_base
+        self.superseded = False
+        self._on_end = None     # set by the socket handler: closes the socket from any thread
+
+    def end(self) -> None:
+        """Stop this stream from outside the socket (camera restarted, session closed)."""
+        self.superseded = True
+        if self._on_end is not None:
+            self._on_end()
+
+    def on_frame(self, data: bytes) -> bool:
+        """Decode and enqueue; nothing else happens on the receiving path."""
+        self.link.bytes += len(data)
+        header, image = parse_frame(data)
+        if header is None or image is None:
+            self.link.rejected += 1
+            return False
+        if not self.link.accept(header, time.perf_counter()):
+            return False
+        return self.pipeline.push(image, t=self.t_base + header.media_s, index=self.link.index_of(header))
+
+    def on_control(self, msg: dict) -> None:
+        kind = msg.get("type")
+        if kind == "pong":
+            self.link.on_pong(float(msg["s"]), float(msg["c"]), time.perf_counter())
+        elif kind == "client":
+            self.link.client = {k: msg[k] for k in ("skipped", "sent", "encode_ms", "width", "height") if k in msg}
+
+    def stream_time(self, t: float) -> float:
+        """Pipeline time -> seconds since this camera track started (what the page shows)."""
+        return t - self.t_base
+
+
+# ---------------------------------------------------------------------------- the route
+async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
+    """``/rtme/ws?token=...&fps=...``: one live run of the token's session per connection."""
+    from starlette.websockets import WebSocketDisconnect
+
+    await ws.accept()
+    session = registry.get(ws.query_params.get("token", ""))
+    if session is None:
+        await ws.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session: reload the page")
+        return
+    try:
+        fps = float(ws.query_params.get("fps", "30"))
+    except ValueError:
+        fps = 30.0
+    fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
+    await ws.send_json({"type": "status", "message": "loading the face tracker and model..."})
+    try:
+        stream = await asyncio.to_thread(session.start_stream, fps)
+    except Exception as e:  # noqa: BLE001 - reported to the page, the server keeps running
+        log.exception("cannot start the live pipeline")
+        await ws.close(CLOSE_FAILED, f"cannot start the pipeline: {e}"[:120])
+        return
+    await ws.send_json({"type": "ready", "fps": fps, "note": session.note})
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    stream._on_end = lambda: loop.call_soon_threadsafe(ended.set)
+    tasks = [asyncio.create_task(_send_views(ws, session, stream)), asyncio.create_task(_ping(ws)),
+             asyncio.create_task(_close_when_ended(ws, session, ended))]
+    try:
+        while not stream.superseded:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                break
+            if msg.get("bytes") is not None:
+                stream.on_frame(msg["bytes"])
+            elif msg.get("text"):
+                try:
+                    stream.on_control(json.loads(msg["text"]))
+                except (ValueError, KeyError, TypeError):
+                    stream.link.rejected += 1
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the browser left, or the socket was closed by _close_when_ended
+    finally:
+        stream._on_end = None
+        for t in tasks:
+            t.cancel()
+        await asyncio.to_thread(session.stop_stream, stream)
+        try:
+            await ws.close(1000, "stopped")
+        except Exception:  # noqa: BLE001 - already closed
+            pass
+
+
+async def _close_when_ended(ws: "WebSocket", session, ended: asyncio.Event) -> None:
+    """Close the socket, saying why, when the stream is ended from elsewhere."""
+    await ended.wait()
+    code, reason = ((CLOSE_UNKNOWN_SESSION, "session closed: reload the page") if session.closed
+                    else (CLOSE_SUPERSEDED, "the camera was started again in this session"))
+    try:
+        await ws.close(code, reason)
+    except Exception:  # noqa: BLE001 - already closed
+        pass
+
+
+async def _ping(ws: "WebSocket") -> None:
+    """A burst of pings to find the clock offset quickly, then one every few seconds."""
+    for k in itertools.count():
+        await ws.send_json({"type": "ping", "s": time.perf_counter() * 1e3})
+        await asyncio.sleep(0.2 if k < 8 else 3.0)
+
+
+async def _send_views(ws: "WebSocket", session, stream: Stream) -> None:
+    """Push the annotated last processed frame (skipped when nothing new was processed) and,
+    a few times a second, the motion chart's data."""
+    cfg = session.config
+    period = 1.0 / max(1.0, cfg.overlay_fps)
+    chart_every = max(1, round(cfg.overlay_fps / max(0.5, cfg.chart_fps)))
+    last_index = None
+    for k in itertools.count():
+        await asyncio.sleep(period)
+        jpeg, last_index, chart = await asyncio.to_thread(session.live_views, stream, last_index, k % chart_every == 0)
+        if jpeg is not None:
+            await ws.send_bytes(jpeg)
+        if chart is not None:
+            await ws.send_json(chart)
