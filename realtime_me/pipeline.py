@@ -1,7 +1,7 @@
 """The one pipeline object behind the CLI, the browser demo and the benchmarks.
 
     capture thread --> FrameRing --> processing thread ------------------> classifier thread --> sinks
-    (source.frames()   (fixed size,   landmarks -> align -> spot            (engine on onset/apex
+    (source.frames()   (fixed size,   landmarks -> align -> flow -> spot    (engine on onset/apex
      or push())         drops oldest  (per frame)     |                       aligned crops)
                         when live)                    +-- macro / unclassified events ------------> sinks
 
@@ -70,6 +70,7 @@ class Pipeline:
         self.aligner = Aligner(self.config.align_size)
         self.classifier = self._load_classifier() if self.config.classify else None
         self.spotter = None
+        self.flow = None
         self.events: list[Event] = []
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -104,6 +105,11 @@ class Pipeline:
         spotter.warmup()  # numba compiles now, not on the first live frame
         return spotter
 
+    def _make_flow(self, fps: float):
+        from .spotting.flow import FlowPoints
+
+        return FlowPoints(fps)
+
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
@@ -114,6 +120,7 @@ class Pipeline:
             raise RuntimeError("pipeline already running")
         self._fps, self._live = float(fps), live
         self.spotter = self._make_spotter(self._fps)
+        self.flow = self._make_flow(self._fps)
         self.stats = Stats()
         self.events = []
         self._stop.clear()
@@ -258,8 +265,10 @@ class Pipeline:
         with st.timed("align"):
             face = self.aligner.process(frame.image, lm)
         self._history.append((face, frame.arrival))
+        with st.timed("flow"):
+            moved = self.flow.process(face)
         with st.timed("spot"):
-            sample, windows = self.spotter.update(lm)
+            sample, windows = self.spotter.update(moved)
         with self._lock:
             self._motion.append(sample)
             self._last = (frame, lm)
@@ -269,6 +278,7 @@ class Pipeline:
     def _on_face_lost(self, frame: Frame) -> None:
         if self._lost_since is None:
             self._lost_since = (frame.index, frame.t)
+            self.flow.reset()
             for w in self.spotter.face_lost(frame.index, frame.t):
                 self._dispatch(w)
 

@@ -13,6 +13,15 @@ from .sinks import ConsoleSink, JsonlSink, format_event
 from .sources import DemoSource, Source, open_source
 
 
+def add_model_options(group) -> None:
+    """Model and spotting options, the same for the CLI and the browser demo."""
+    group.add_argument("--weights", help="model folder (model.safetensors + model.json); default: the shipped models/medn")
+    group.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
+                       help="inference engine (auto: the fastest available)")
+    group.add_argument("--no-classify", action="store_true", help="spot only; every event is 'unclassified'")
+    group.add_argument("--sensitivity", type=float, help="spotter sensitivity (higher finds more, and more false alarms)")
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("source (one of; none means camera 0)")
     src.add_argument("--camera", type=int, metavar="N", help="OpenCV camera index")
@@ -26,11 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     src.add_argument("--as-fast-as-possible", action="store_true",
                      help="video/demo: analyse offline as fast as possible, losing no frame, instead of pacing at the clip's rate")
     model = p.add_argument_group("model")
-    model.add_argument("--weights", help="model folder (model.safetensors + model.json); default: the shipped models/medn")
-    model.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
-                       help="inference engine (auto: the fastest available)")
-    model.add_argument("--no-classify", action="store_true", help="spot only; every event is 'unclassified'")
-    model.add_argument("--sensitivity", type=float, help="spotter sensitivity (higher finds more, and more false alarms)")
+    add_model_options(model)
     out = p.add_argument_group("output")
     out.add_argument("--events", metavar="OUT.jsonl", help="write one JSON object per event")
     out.add_argument("--stats-json", metavar="OUT.json", help="write run statistics (fps, per-stage latency)")
@@ -58,15 +63,11 @@ def _display_tick(pipeline: Pipeline):
 
 def _truth_report(source: Source, result: RunResult) -> str:
     """For the demo clip: which of its labelled micro-expressions were found."""
-    from .spot_eval import match_intervals
+    from .spot_eval import matched_micro
 
-    truth = [e for e in source.truth["events"] if e["kind"] == "micro"]
-    found = [(e.window.onset_index, e.window.offset_index) for e in result.events if e.window.kind == "micro"]
-    matches = match_intervals([(e["onset_frame"], e["offset_frame"]) for e in truth], found)
+    truth, found, by_truth = matched_micro(source.truth["events"], result.events)
     lines = [f"demo clip ground truth: {len(truth)} micro-expressions; spotted {len(found)} micro-expression windows, "
-             f"{len(matches)} match (IoU >= 0.5)"]
-    by_truth = {ti: result.events[[k for k, e in enumerate(result.events) if e.window.kind == 'micro'][fi]]
-                for ti, fi in matches}
+             f"{len(by_truth)} match (IoU >= 0.5)"]
     for i, e in enumerate(truth):
         got = by_truth.get(i)
         said = "missed" if got is None else f"found as {got.emotion or 'unclassified'}"

@@ -14,6 +14,7 @@ import sys
 
 from .errors import UserError
 from .pipeline import PipelineConfig
+from .run import add_model_options
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     net.add_argument("--share", action="store_true", help="also open a public https link via Gradio's share tunnel")
     net.add_argument("--max-upload-mb", type=float, default=200.0, help="largest video upload accepted (default 200 MB)")
     model = p.add_argument_group("model (each browser session may change these in Settings)")
-    model.add_argument("--weights", help="model folder (model.safetensors + model.json); default: the shipped models/medn")
-    model.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
-                       help="inference engine (auto: the fastest available)")
-    model.add_argument("--no-classify", action="store_true", help="spot only; every event is 'unclassified'")
-    model.add_argument("--sensitivity", type=float, help="spotter sensitivity (higher finds more, and more false alarms)")
+    add_model_options(model)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -87,6 +87,15 @@ def match_intervals(truth: list[tuple[int, int]], found: list[tuple[int, int]],
     return sorted((j, i) for i, j, _ in match(found, truth, threshold).pairs)
 
 
+def matched_micro(truth_events: list[dict], events: list) -> tuple[list[dict], list, dict[int, object]]:
+    """Ground-truth micro-expressions, spotted micro Events, and {truth index: Event} of the matches."""
+    truth = [e for e in truth_events if e["kind"] == "micro"]
+    found = [e for e in events if e.window.kind == "micro"]
+    pairs = match_intervals([(e["onset_frame"], e["offset_frame"]) for e in truth],
+                            [(e.window.onset_index, e.window.offset_index) for e in found])
+    return truth, found, {ti: found[fi] for ti, fi in pairs}
+
+
 def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     p = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
     r = tp / (tp + fn) if tp + fn else 1.0
@@ -116,7 +125,7 @@ class ClipSpec:
 
 @dataclass
 class Track:
-    """Landmarks of one clip: (n, 478, 3) float32, NaN rows where no face was found."""
+    """What the spotter sees of one clip (``track_frames``): (n, 478, 3) float32, NaN rows without a face."""
 
     name: str
     fps: float
@@ -132,10 +141,11 @@ def _generator_stamp() -> str:
     """Cached tracks are only valid for the generator and tracker that made them."""
     import mediapipe
 
-    from . import landmarks, synth
+    from . import alignment, landmarks, synth
+    from .spotting import flow
 
     h = hashlib.sha1()
-    for mod in (synth, landmarks):
+    for mod in (synth, landmarks, alignment, flow):
         h.update(Path(mod.__file__).read_bytes())
     h.update(mediapipe.__version__.encode())
     return h.hexdigest()[:12]
@@ -146,25 +156,39 @@ def cache_path(cache_dir: Path, spec: ClipSpec, stamp: str) -> Path:
     return cache_dir / f"{spec.name}_{key}.npz"
 
 
+def track_frames(frames, fps: float, desc: str, total: int | None = None, progress: bool = True) -> np.ndarray:
+    """What the pipeline feeds its spotter, per frame: face tracker -> alignment -> flow
+    points, as (n, 478, 3) float32 with NaN rows where no face was found."""
+    from tqdm import tqdm
+
+    from .alignment import Aligner
+    from .landmarks import FaceTracker
+    from .spotting.flow import FlowPoints
+
+    aligner, flow, rows = Aligner(), FlowPoints(fps), []
+    with FaceTracker() as tracker:
+        for frame in tqdm(frames, desc=desc, unit="frame", leave=False, disable=not progress, total=total):
+            lm = tracker.process(frame)
+            if lm is None:
+                flow.reset()
+                rows.append(np.full((478, 3), np.nan, np.float32))
+            else:
+                rows.append(flow.process(aligner.process(frame.image, lm)).points)
+    return np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
+
+
 def track_clip(spec: ClipSpec, cache_dir: Path | None, stamp: str, progress: bool = True) -> Track:
-    """Render the clip and run the real face tracker on it, or load the cached result."""
+    """Render the clip and run the real tracking stages on it, or load the cached result."""
     path = cache_path(cache_dir, spec, stamp) if cache_dir else None
     if path is not None and path.exists():
         with np.load(path, allow_pickle=False) as z:
             return Track(spec.name, float(z["fps"]), z["points"], json.loads(str(z["truth"])))
-    from tqdm import tqdm
-
-    from .landmarks import FaceTracker
     from .synth import SynthClip
     from .types import Frame
 
     clip = SynthClip(spec.config())
-    pts = np.full((clip.n_frames, 478, 3), np.nan, np.float32)
-    with FaceTracker() as tracker:
-        for i in tqdm(range(clip.n_frames), desc=f"track {spec.name}", unit="frame", leave=False, disable=not progress):
-            lm = tracker.process(Frame(i, i / clip.fps, clip.render(i)))
-            if lm is not None:
-                pts[i] = lm.points
+    frames = (Frame(i, i / clip.fps, clip.render(i)) for i in range(clip.n_frames))
+    pts = track_frames(frames, clip.fps, f"track {spec.name}", clip.n_frames, progress)
     track = Track(spec.name, clip.fps, pts, clip.truth)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,20 +199,12 @@ def track_clip(spec: ClipSpec, cache_dir: Path | None, stamp: str, progress: boo
 
 
 def track_video(path: Path, progress: bool = True) -> Track:
-    """Real footage through the same tracker (no cache: these clips are short)."""
-    from tqdm import tqdm
-
-    from .landmarks import FaceTracker
+    """Real footage through the same stages (no cache: these clips are short)."""
     from .sources import VideoSource
 
-    rows = []
-    with VideoSource(path, realtime=False) as src, FaceTracker() as tracker:
+    with VideoSource(path, realtime=False) as src:
+        pts = track_frames(src.frames(), src.info.fps, f"track {path.name}", src.info.n_frames, progress)
         fps = src.info.fps
-        for frame in tqdm(src.frames(), desc=f"track {path.name}", unit="frame", leave=False, disable=not progress,
-                          total=src.info.n_frames):
-            lm = tracker.process(frame)
-            rows.append(np.full((478, 3), np.nan, np.float32) if lm is None else lm.points)
-    pts = np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
     return Track(path.name, fps, pts, {"events": []})
 
 

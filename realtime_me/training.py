@@ -57,7 +57,8 @@ class TrainConfig:
 #: How the schedules were chosen (copied into the model card).
 SELECTION_NOTES = (
     "Hyper-parameters chosen on a cheap proxy, 5-fold subject-grouped CV over the 62 subjects "
-    "(benchmarks/results/loso_cv5_*.json), never on a LOSO test subject: depth 3 -> 2 (UF1 0.683 -> 0.701), "
+    "(benchmarks/results/loso_cv5_*.json); no epoch or setting picked on a LOSO test fold. Not fully nested, though: "
+    "every subject sat in one CV validation fold while these few choices were made: depth 3 -> 2 (UF1 0.683 -> 0.701), "
     "40 epochs beat 25 (0.684) and 80 (0.690), AU+orthogonality losses on/off were equal within noise "
     "(0.701 vs 0.698, kept for the decoupling design), flip TTA +0.005 UAR. LOSO then trains every fold "
     "with this fixed schedule (no early stopping). AU set: AUs coded >= 10 times in the CASME II + SAMM "

@@ -11,3 +11,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "composite" / "labels.csv").exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (clone the repo beside shared/)")
     return SHARED_DATA
+
+
+SHIPPED_MEDN = Path(__file__).resolve().parents[1] / "models" / "medn"
+
+
+@pytest.fixture(scope="module", params=["built", "shipped"])
+def weights(request, tmp_path_factory) -> Path:
+    """A MEDN weights folder: built here with create_model + save_model, or the shipped models/medn."""
+    if request.param == "shipped":
+        return SHIPPED_MEDN
+    import torch
+
+    from realtime_me.models import create_model
+    from realtime_me.weights import ModelCard, save_model
+
+    torch.manual_seed(0)
+    m = create_model("medn").eval()
+    card = ModelCard(architecture="medn", config={}, labels=list(m.config.class_names), aus=list(m.config.au_names))
+    return save_model(m, card, tmp_path_factory.mktemp("w") / "medn")

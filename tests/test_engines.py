@@ -23,25 +23,11 @@ from realtime_me.errors import UserError
 from realtime_me.models import create_model
 from realtime_me.weights import ModelCard, save_model
 
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "models" / "medn"
-
 
 def _save(model, out: Path) -> Path:
     card = ModelCard(architecture=model.arch_name, config={}, labels=list(model.config.class_names),
                      aus=list(getattr(model.config, "au_names", ())))
     return save_model(model, card, out)
-
-
-@pytest.fixture(scope="module", params=["built", "shipped"])
-def weights(request, tmp_path_factory) -> Path:
-    """A weights folder: built here with create_model + save_model, or the shipped models/medn."""
-    if request.param == "shipped":
-        if not (SHIPPED / "model.safetensors").is_file():
-            pytest.skip(f"no shipped weights at {SHIPPED} yet")
-        return SHIPPED
-    torch.manual_seed(0)
-    return _save(create_model("medn").eval(), tmp_path_factory.mktemp("w") / "medn")
 
 
 @pytest.fixture(scope="module")

@@ -1,33 +1,14 @@
 """``realtime-me export``: ONNX (and a Triton repository) from real weights, through the CLI."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 
 from realtime_me.cli import main
 from realtime_me.engines import load_spec, onnx_export, trt_lint
 from realtime_me.engines.tensorrt_engine import tensorrt_unavailable
-from realtime_me.models import create_model
-from realtime_me.weights import ModelCard, save_model
-
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "medn"
-
-
-@pytest.fixture(scope="module", params=["built", "shipped"])
-def weights(request, tmp_path_factory) -> Path:
-    if request.param == "shipped":
-        if not (SHIPPED / "model.safetensors").is_file():
-            pytest.skip(f"no shipped weights at {SHIPPED} yet")
-        return SHIPPED
-    torch.manual_seed(3)
-    m = create_model("medn").eval()
-    card = ModelCard(architecture="medn", config={}, labels=list(m.config.class_names), aus=list(m.config.au_names))
-    return save_model(m, card, tmp_path_factory.mktemp("w") / "medn")
 
 
 def test_export_onnx_and_triton_repository(weights, tmp_path, capsys):
