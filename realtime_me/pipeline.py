@@ -1,9 +1,12 @@
 """The one pipeline object behind the CLI, the browser demo and the benchmarks.
 
-    capture thread --> FrameRing --> processing thread ------------------> classifier thread --> sinks
-    (source.frames()   (fixed size,   landmarks -> align -> flow -> spot    (engine on onset/apex
-     or push())         drops oldest  (per frame)     |                       aligned crops)
-                        when live)                    +-- macro / unclassified events ------------> sinks
+    capture thread --> FrameRing --> processing thread --> motion thread ------> classifier thread --> sinks
+    (source.frames()   (fixed size,   landmarks -> align     flow points -> spot  (engine on onset/apex
+     or push())         drops oldest  (per frame)            (per frame)  |        aligned crops)
+                        when live)                                        +-- macro / unclassified events --> sinks
+
+Face mesh and flow each take about 5 ms a frame; in two threads they overlap on two cores
+(OpenCV and MediaPipe release the GIL), so throughput is set by the slower one, not the sum.
 
 Every queue is bounded: a live source that outruns processing loses its oldest
 frames (counted), a slow classifier loses classifications (counted, the event is
@@ -49,6 +52,7 @@ class PipelineConfig:
     backend: str = "auto"
     sensitivity: float | None = None  # the spotter's one knob; None: its default
     classify_queue: int = 16
+    motion_queue: int = 8            # aligned faces waiting for the motion thread
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._ring: FrameRing | None = None
         self._classify_q: queue.Queue | None = None
+        self._motion_q: queue.Queue | None = None
         self._live = True
         self._fps = 30.0
         self._history: deque[tuple[AlignedFace, float]] = deque()
@@ -126,11 +131,13 @@ class Pipeline:
         self._stop.clear()
         self._ring = FrameRing.for_seconds(self.config.buffer_seconds, self._fps)
         self._classify_q = queue.Queue(maxsize=self.config.classify_queue)
+        self._motion_q = queue.Queue(maxsize=self.config.motion_queue)
         self._history = deque(maxlen=max(2, int(self.config.history_seconds * self._fps)))
         self._motion = deque(maxlen=max(2, int(self.config.motion_seconds * self._fps)))
         self._windows.clear()
         self._lost_since, self._last, self._next_index = None, None, 0
-        self._threads = [threading.Thread(target=self._guard, args=(self._process_loop,), name="rtme-process", daemon=True)]
+        self._threads = [threading.Thread(target=self._guard, args=(self._process_loop,), name="rtme-process", daemon=True),
+                         threading.Thread(target=self._guard, args=(self._motion_loop,), name="rtme-motion", daemon=True)]
         if self.classifier is not None:
             self._threads.append(threading.Thread(target=self._guard, args=(self._classify_loop,), name="rtme-classify", daemon=True))
         for t in self._threads:
@@ -146,8 +153,9 @@ class Pipeline:
             self._stop.set()
             if self._ring is not None:
                 self._ring.close()
-            if self._classify_q is not None:
-                _put_sentinel(self._classify_q)
+            for q in (self._motion_q, self._classify_q):
+                if q is not None:
+                    _put_sentinel(q, patience_s=1.0)
 
     # ------------------------------------------------------------------ input
     def push(self, image: np.ndarray, t: float | None = None, index: int | None = None) -> bool:
@@ -247,7 +255,19 @@ class Pipeline:
                     break
                 continue
             self._process(frame)
-        self._end_of_stream()
+        if self._lost_since is not None:
+            self._close_lost_span(self._last[0].t if self._last else 0.0)
+        self._to_motion(None)
+
+    def _to_motion(self, item) -> None:
+        """Hand over to the motion thread, waiting while it is busy (back-pressure onto the ring)."""
+        while True:
+            try:
+                self._motion_q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._stop.is_set() and self.error is not None:
+                    return
 
     def _process(self, frame: Frame) -> None:
         st = self.stats
@@ -255,8 +275,11 @@ class Pipeline:
             lm = self.tracker.process(frame)
         st.frames_processed += 1
         if lm is None:
-            self._on_face_lost(frame)
-            self._last = (frame, None)
+            if self._lost_since is None:
+                self._lost_since = (frame.index, frame.t)
+                self._to_motion(("lost", frame))
+            with self._lock:
+                self._last = (frame, None)
             return
         st.frames_with_face += 1
         st.max_faces_seen = max(st.max_faces_seen, lm.n_faces)
@@ -264,6 +287,38 @@ class Pipeline:
             self._close_lost_span(frame.t)
         with st.timed("align"):
             face = self.aligner.process(frame.image, lm)
+        with self._lock:
+            self._last = (frame, lm)
+        self._to_motion(("face", frame, face))
+
+    def _close_lost_span(self, t_end: float) -> None:
+        index, t0 = self._lost_since
+        self.stats.face_lost_spans.append({"start_frame": index, "start_s": round(t0, 3), "end_s": round(t_end, 3)})
+        self._lost_since = None
+
+    # ----------------------------------------------------------------- motion
+    def _motion_loop(self) -> None:
+        last = (0, 0.0)   # index and time of the newest frame seen
+        while True:
+            item = self._motion_q.get()
+            if item is None:
+                break
+            kind, frame = item[0], item[1]
+            last = (frame.index, frame.t)
+            if kind == "lost":
+                self.flow.reset()
+                windows = self.spotter.face_lost(frame.index, frame.t)
+            else:
+                windows = self._spot(frame, item[2])
+            for w in windows:
+                self._dispatch(w)
+        for w in self.spotter.face_lost(last[0] + 1, last[1]):  # flush a movement still open at the end
+            self._dispatch(w)
+        if self._classify_q is not None:
+            _put_sentinel(self._classify_q)
+
+    def _spot(self, frame: Frame, face: AlignedFace) -> list[Window]:
+        st = self.stats
         self._history.append((face, frame.arrival))
         with st.timed("flow"):
             moved = self.flow.process(face)
@@ -271,31 +326,7 @@ class Pipeline:
             sample, windows = self.spotter.update(moved)
         with self._lock:
             self._motion.append(sample)
-            self._last = (frame, lm)
-        for w in windows:
-            self._dispatch(w)
-
-    def _on_face_lost(self, frame: Frame) -> None:
-        if self._lost_since is None:
-            self._lost_since = (frame.index, frame.t)
-            self.flow.reset()
-            for w in self.spotter.face_lost(frame.index, frame.t):
-                self._dispatch(w)
-
-    def _close_lost_span(self, t_end: float) -> None:
-        index, t0 = self._lost_since
-        self.stats.face_lost_spans.append({"start_frame": index, "start_s": round(t0, 3), "end_s": round(t_end, 3)})
-        self._lost_since = None
-
-    def _end_of_stream(self) -> None:
-        last_t = self._last[0].t if self._last else 0.0
-        last_i = self._last[0].index if self._last else 0
-        if self._lost_since is not None:
-            self._close_lost_span(last_t)
-        for w in self.spotter.face_lost(last_i + 1, last_t):  # flush a movement still open at the end
-            self._dispatch(w)
-        if self._classify_q is not None:
-            _put_sentinel(self._classify_q)
+        return windows
 
     def _dispatch(self, w: Window) -> None:
         with self._lock:
