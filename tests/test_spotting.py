@@ -209,7 +209,7 @@ def test_same_movement_is_spotted_at_any_frame_rate(fps):
 
 
 def test_sensitivity_is_the_threshold_knob():
-    track = TrackBuilder(30.0, 10.0, seed=13).add_movement("brow_raise", 5.0, 0.3, 0.009).build()
+    track = TrackBuilder(30.0, 10.0, seed=13).add_movement("brow_raise", 5.0, 0.3, 0.005).build()
     found = {s: micro(spot(track, sensitivity=s)[2]) for s in (0.5, 1.0, 2.0)}
     assert found[0.5] == []                                              # too faint for a strict spotter
     assert [iou(w, track.events[0]) >= 0.5 for w in found[1.0]] == [True]

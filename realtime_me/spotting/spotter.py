@@ -58,12 +58,12 @@ class SpotterConfig:
     smooth_s: float = 0.04         # half width of the box filter on the centre frame
     side_s: float = 0.2            # the shapes it is compared with: means over this long
     gain: float = 5.0              # threshold = noise median + gain x (noise quantile - median)
-    quantile: float = 0.9          # ... that quantile of the recent quiet samples of each region
-    floor: float = 0.003           # smallest threshold excess (IOD): clean input never fires
+    quantile: float = 0.75         # ... that quantile of the recent quiet samples of each region
+    floor: float = 0.0025          # smallest threshold excess (IOD): clean input never fires
     eye_gain: float = 2.0          # the lids' thresholds are this many times higher (gaze, lid jitter)
     noise_window_s: float = 20.0   # quiet samples kept for the noise quantiles
     noise_rate: float = 30.0       # quiet samples per second (any fps)
-    noise_min_s: float = 0.5       # face time before detecting (noise quantiles from that much)
+    noise_min_s: float = 0.3       # face time before detecting (noise quantiles from that much)
     warm_gate: float = 8.0         # until then, samples more than this many floors off are no noise
     release: float = 0.4           # a candidate ends below this (thresholds)
     ref_tau_s: float = 10.0        # time constant of the neutral reference shape
