@@ -77,7 +77,7 @@ class SpotterConfig:
     max_micro_s: float = 0.5       # longer movements are macro-expressions
     min_micro_s: float = 0.04      # shorter ones are tracker glitches
     macro_min: float = 4.0         # not back within max_micro_s: followed as macro if this strong
-    max_track_s: float = 4.0       # a sustained expression is reported after this
+    max_track_s: float = 3.0       # a sustained expression is reported after this (also caps a macro that began mid-movement)
     settle: float = 1.0            # after a macro, re-arm once it is back under this (thresholds)
     max_settle_s: float = 1.0      # ... or after this long
     max_gap_s: float = 0.1         # missing frames up to this long are interpolated, longer resets
