@@ -1,5 +1,10 @@
 """Online micro-expression spotter: FaceLandmarks per frame in, spotted Windows out.
 
+Its input in the pipeline is not the raw face mesh but the same 478 points carried by
+optical flow on the aligned crop (``flow.py``): about 6x less jitter, which the defaults
+below are tuned for. Raw landmarks work too, with less sensitivity (``floor=0.003``,
+``quantile=0.9`` were their settings).
+
 How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy):
 
 1. Head motion out: each frame's landmarks are similarity-aligned onto a running
@@ -51,7 +56,7 @@ DEFAULT_SENSITIVITY = 1.0
 class SpotterConfig:
     """Detector settings, in seconds and IOD so they hold at any fps and face size.
 
-    Tuned on synthetic clips of seeds outside the evaluation range (see spot_eval.py).
+    Tuned on synthetic clips of seeds outside the evaluation range (``spot-eval --seeds tune``).
     """
 
     k_s: float = 0.3               # half-span of the two-sided difference
