@@ -54,7 +54,7 @@ def _weights(arg: str | None) -> tuple[Path, str]:
     torch.manual_seed(0)
     m = create_model("medn").eval()
     out = Path(tempfile.mkdtemp()) / "medn"
-    save_model(m, ModelCard("medn", {}, list(m.config.class_names), list(m.config.au_names)), out)
+    save_model(m, ModelCard.for_model(m), out)
     return out, "untrained MEDN, default config (no shipped weights yet)"
 
 

@@ -44,6 +44,13 @@ class ModelCard:
     card_version: int = CARD_VERSION
 
     @classmethod
+    def for_model(cls, model: nn.Module, **fields: Any) -> "ModelCard":
+        """The card of a freshly built model: its labels and AUs from its config, plus ``fields``."""
+        base = {"architecture": model.arch_name, "config": {}, "labels": list(model.config.class_names),
+                "aus": list(getattr(model.config, "au_names", ()))}
+        return cls(**{**base, **fields})
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any], path: Path) -> "ModelCard":
         names = {f.name for f in dataclasses.fields(cls)}
         missing = [k for k in ("architecture", "config", "labels") if k not in d]

@@ -28,5 +28,4 @@ def weights(request, tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     m = create_model("medn").eval()
-    card = ModelCard(architecture="medn", config={}, labels=list(m.config.class_names), aus=list(m.config.au_names))
-    return save_model(m, card, tmp_path_factory.mktemp("w") / "medn")
+    return save_model(m, ModelCard.for_model(m), tmp_path_factory.mktemp("w") / "medn")

@@ -18,11 +18,7 @@ from realtime_me.weights import ModelCard, read_card, save_model
 
 
 def _save(model, out: Path, **card) -> Path:
-    c = ModelCard(architecture=model.arch_name, config={}, labels=list(model.config.class_names),
-                  aus=list(getattr(model.config, "au_names", ())))
-    for k, v in card.items():
-        setattr(c, k, v)
-    return save_model(model, c, out)
+    return save_model(model, ModelCard.for_model(model, **card), out)
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,7 @@ from realtime_me.weights import ModelCard, save_model
 
 
 def _save(model, out: Path) -> Path:
-    card = ModelCard(architecture=model.arch_name, config={}, labels=list(model.config.class_names),
-                     aus=list(getattr(model.config, "au_names", ())))
-    return save_model(model, card, out)
+    return save_model(model, ModelCard.for_model(model), out)
 
 
 @pytest.fixture(scope="module")

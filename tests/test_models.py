@@ -83,7 +83,7 @@ def test_au_loss_is_masked_for_uncoded_rows():
 def test_save_load_round_trip_identical(tmp_path):
     torch.manual_seed(1)
     m = create_model("medn").eval()
-    save_model(m, ModelCard("medn", {}, list(m.config.class_names), aus=list(m.config.au_names)), tmp_path)
+    save_model(m, ModelCard.for_model(m), tmp_path)
     m2, card = load_model(tmp_path)
     x = m.example_inputs(2)
     for a, b in zip(m(*x), m2(*x)):
