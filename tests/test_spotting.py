@@ -56,7 +56,7 @@ def test_numba_kernels_match_numpy_reference_frame_by_frame(fps):
         assert (sa.index, sa.t) == (sb.index, sb.t)
         np.testing.assert_allclose(sa.regions, sb.regions, atol=1e-6, rtol=1e-6)
         assert sa.value == pytest.approx(sb.value, abs=1e-6)
-    for name in ("raw", "smo", "avg", "sig", "stats", "nbuf", "ref", "base", "apex_shape", "st_f"):
+    for name in ("raw", "smo", "avg", "sig", "stats", "nbuf", "ref", "base", "neutral", "apex_shape", "st_f"):
         np.testing.assert_allclose(getattr(a.state, name), getattr(b.state, name), atol=1e-6, err_msg=name)
     np.testing.assert_array_equal(a.state.st_i, b.state.st_i)
     assert len(wa) == len(wb) >= 3          # two MEs and the macro, at least
@@ -259,3 +259,37 @@ def test_warmup_leaves_the_stream_untouched_and_bad_input_is_refused():
     # NaN landmarks count as a lost face, not a crash
     s, w = sp.update(FaceLandmarks(0, 0.0, np.full((478, 3), np.nan, np.float32)))
     assert w == [] and s.value == 0.0
+
+
+@pytest.mark.parametrize("noise_near_s,found", [(0.3, False), (0.1, True)])
+def test_a_blink_in_the_first_second_does_not_delay_detection(noise_near_s, found):
+    # Research sequences at 200 fps are a few seconds long: an ME 1.2 s in must be found
+    # even though a blink kept the first second from being a clean noise sample.
+    fps = 200.0
+    track = (TrackBuilder(fps, 4.0, seed=21).add_blink(0.8)
+             .add_movement("lip_corner_up", 1.35, 0.3, 0.03).build())
+    _, _, windows = spot(track, noise_near_s=noise_near_s)
+    assert any(iou(w, track.events[1]) >= 0.5 for w in micro(windows)) is found
+
+
+@pytest.mark.parametrize("still_s,found", [(100.0, False), (0.2, True)])
+def test_an_expression_first_seen_on_its_way_back_does_not_hide_the_next_me(still_s, found):
+    # A macro already on when the face appears is first caught returning: the shape before
+    # that return is never seen again, so only "still, and back near neutral" ends it.
+    fps = 30.0
+    track = (TrackBuilder(fps, 8.0, seed=22).add_macro("brow_raise", 0.0, 0.05, 1.4, 0.5, 0.08)
+             .add_movement("lip_corner_up", 3.3, 0.3, 0.03).build())
+    _, _, windows = spot(track, still_s=still_s)
+    assert any(iou(w, track.events[1]) >= 0.5 for w in micro(windows)) is found
+
+
+def test_a_blink_just_before_an_me_does_not_stretch_it():
+    # The shape an ME is measured against is taken from before any blink near it: flow
+    # points on the brows dip with a blink too, and measured from there the ME never ends.
+    fps = 200.0
+    track = (TrackBuilder(fps, 6.0, seed=23).add_blink(2.0)
+             .add_movement("brow_lower", 2.05, 0.15, 0.02)       # the brows' points during the blink
+             .add_movement("brow_raise", 2.55, 0.3, 0.03).build())
+    _, _, windows = spot(track)
+    assert [w.kind for w in windows] == ["micro"]
+    assert iou(windows[0], track.events[2]) >= 0.5

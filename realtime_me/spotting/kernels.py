@@ -27,7 +27,7 @@ from numba import njit
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
     CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
-    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q,
+    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q,
     O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET,
     O_ONSET_T, O_PEAK, O_REG, SETTLE, SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I,
     SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED, SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0,
@@ -244,6 +244,28 @@ def set_onset(j, meta, st_i, st_f):
 
 
 @njit(cache=True)
+def clean_before(q, sig, cfg_i, js):
+    """The latest local frame <= q whose w-frame mean is at least CI_NEAR frames from shut
+    eyes; -1 if the ring no longer holds such a frame."""
+    L = sig.shape[0]
+    col = sig.shape[1] - 3                          # "closed" (see layout.sig_cols)
+    w, near = cfg_i[CI_W], cfg_i[CI_NEAR]
+    first = max(js + cfg_i[CI_H] - L + 1, cfg_i[CI_H])
+    b = q
+    while True:
+        hit = -1
+        for x in range(b - w + 1 - near, b + near + 1):
+            if x >= first and x <= js and sig[x % L, col] > 0.0:
+                hit = x
+                break
+        if hit < 0:
+            return b
+        b = hit - near - 1
+        if b - w + 1 - near < first:
+            return -1
+
+
+@njit(cache=True)
 def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
              stats, base, apex_shape, wts, st_i, st_f, out):
     """A candidate ended at centre ``c_end``. Apex and onset from the dominant regions'
@@ -298,13 +320,11 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     while off < c_end and sig[off % L, ce] > level:
         off += 1
     # How long did it last? Its displacement from the shape before it: the w frames
-    # ending k before the first trigger (before a slow rise began) unless the eyes were
-    # shutting there, else the w frames ending at the profile's onset.
-    b_end = max(start - k, lo)
-    for q in range(max(lo, b_end - w + 1 - cfg_i[CI_NEAR]), b_end + 1):
-        if sig[q % L, 2 * R + 2] > 0.0:
-            b_end = on
-    b_end = min(b_end, on)
+    # ending k before the first trigger (before a slow rise began), moved back before
+    # any blink near them (a blink moves the brows' points too), else the w frames
+    # ending at the profile's onset.
+    b_end = clean_before(max(start - k, lo), sig, cfg_i, js)
+    b_end = on if b_end < 0 else min(b_end, on)
     base[:, :] = avg[b_end % L]
     set_apex(apex, smo, meta, apex_shape, st_i, st_f, pk)
     e_pk, e_ap = -1e300, apex
@@ -349,9 +369,23 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
 
 
 @njit(cache=True)
+def still(sig, col, lo, hi):
+    """The column varied by less than one threshold over local frames lo..hi."""
+    L = sig.shape[0]
+    a, b = 1e300, -1e300
+    for q in range(lo, hi + 1):
+        a = min(a, sig[q % L, col])
+        b = max(b, sig[q % L, col])
+    return b - a < 1.0
+
+
+@njit(cache=True)
 def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats, base,
-          apex_shape, wts, st_i, st_f, out):
-    """Follow a longer movement until it returns below ``level`` of its apex (or MAX_TRACK)."""
+          neutral, apex_shape, wts, st_i, st_f, out):
+    """Follow a longer movement until it returns below ``level`` of its apex, or is still
+    and either most of the way back (a blink or flow drift in the shape before it can keep
+    it from returning all the way) or nearer the neutral face than that shape (a movement
+    first caught on its way back never returns to it), or MAX_TRACK."""
     L = smo.shape[0]
     R = region_ptr.shape[0] - 1
     e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
@@ -359,19 +393,26 @@ def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo
     if e > st_f[SF_EPEAK]:
         set_apex(js, smo, meta, apex_shape, st_i, st_f, e)
         st_f[SF_LEVEL] = cfg_f[CF_LEVEL] * e
-    if e <= st_f[SF_LEVEL] or js - st_i[SI_ONSET] >= cfg_i[CI_MAX_TRACK]:
+    n, n_still = js - st_i[SI_ONSET], cfg_i[CI_STILL]
+    back = n >= n_still and still(sig, 2 * R + 4, js - n_still, js) and (
+        e < 0.5 * st_f[SF_EPEAK]
+        or movement_score(smo[js % L], neutral, region_pts, region_ptr, stats, wts, cfg_f) < 0.5 * e)
+    if e <= st_f[SF_LEVEL] or n >= cfg_i[CI_MAX_TRACK] or back:
         return emit(js, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
                     st_i, st_f, out)
     return ST_NONE
 
 
 @njit(cache=True)
-def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i):
-    """After a macro: re-arm once it is back under ``settle`` thresholds (or after
-    CI_MAX_SETTLE), so its tail or a slow return never looks like a new movement."""
+def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i):
+    """After a macro: re-arm once it is back under ``settle`` thresholds or still (or
+    after CI_MAX_SETTLE), so its tail or a slow return never looks like a new movement."""
     L = smo.shape[0]
+    ce = 2 * (region_ptr.shape[0] - 1) + 4
     e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
-    if e <= cfg_f[CF_SETTLE] or js - st_i[SI_SETTLE0] >= cfg_i[CI_MAX_SETTLE]:
+    sig[js % L, ce] = e
+    n, n_still = js - st_i[SI_SETTLE0], cfg_i[CI_STILL]
+    if e <= cfg_f[CF_SETTLE] or n >= cfg_i[CI_MAX_SETTLE] or (n >= n_still and still(sig, ce, js - n_still, js)):
         st_i[SI_STATE] = IDLE
         st_i[SI_QUIET] = max(st_i[SI_QUIET], js)   # centres up to here saw the movement
 
@@ -398,7 +439,8 @@ def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
 
 @njit(cache=True)
 def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corners, iod_pts, cfg_i, cfg_f, ref,
-         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, apex_shape, wts, bvals, st_i, st_f, out, sample):
+         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, neutral, apex_shape, wts, bvals, st_i, st_f, out,
+         sample):
     """Process one frame's landmarks. ``sample`` gets the centre frame's normalised
     region values, value, index, time and a valid flag; returns a status code."""
     L = raw.shape[0]
@@ -413,11 +455,17 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     meta[j % L, 0] = index
     meta[j % L, 1] = t
     st_i[SI_M] = j + 1
-    if st_i[SI_STATE] == IDLE:
+    if st_i[SI_STATE] == IDLE:   # the neutral face and its stable points drift slowly, not during movements
         ra = cfg_f[CF_REF_ALPHA]
         for i in range(ref.shape[0]):
             ref[i, 0] += ra * (scratch[i, 0] - ref[i, 0])
             ref[i, 1] += ra * (scratch[i, 1] - ref[i, 1])
+        x = raw[j % L]
+        for i in range(neutral.shape[0]):
+            neutral[i, 0] += ra * (x[i, 0] - neutral[i, 0])
+            neutral[i, 1] += ra * (x[i, 1] - neutral[i, 1])
+    if j == 0:
+        neutral[:, :] = raw[0]
     if j >= w - 1:
         box_mean(raw, avg[j % L], j - w + 1, j)
     js = j - h
@@ -428,9 +476,9 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     status = ST_NONE
     if st_i[SI_STATE] == TRACK:
         status = track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats,
-                       base, apex_shape, wts, st_i, st_f, out)
+                       base, neutral, apex_shape, wts, st_i, st_f, out)
     elif st_i[SI_STATE] == SETTLE:
-        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i)
+        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i)
     c = j - k - max(w - 1, h)
     if c - k - w + 1 < 0 or c < h:
         return status
@@ -438,9 +486,13 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     # before it and starting k frames after it
     sc, sa, sb = smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L]
     row = sig[c % L]
-    near = False
-    for q in range(max(h, c - cfg_i[CI_NEAR]), min(js, c + cfg_i[CI_NEAR]) + 1):
-        near = near or sig[q % L, 2 * R + 2] > 0.0
+    near, near_noise = False, False
+    n_near, n_noise = cfg_i[CI_NEAR], cfg_i[CI_NEAR_NOISE]
+    n_any = max(n_near, n_noise)
+    for q in range(max(h, c - n_any), min(js, c + n_any) + 1):
+        if sig[q % L, 2 * R + 2] > 0.0:
+            near = near or abs(q - c) <= n_near
+            near_noise = near_noise or abs(q - c) <= n_noise
     row[2 * R + 3] = 1.0 if near else 0.0
     ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
     v, v_side = -1e300, -1e300
@@ -464,7 +516,7 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     state = st_i[SI_STATE]
     # ---- noise: quiet centres only (idle, eyes open, no side of the difference above
     # threshold: the slow ramp of a long movement is no noise sample either)
-    if state == IDLE and not near and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
+    if state == IDLE and not near_noise and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
         st_i[SI_SKIP] += 1
         if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
             st_i[SI_SKIP] = 0

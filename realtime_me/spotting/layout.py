@@ -20,7 +20,9 @@ CI_MAX_SETTLE = 6   # longest wait for a reported macro to return before re-armi
 CI_NEAR = 7         # centres this close to shut eyes are blink-affected
 CI_NB_EVERY = 8     # a noise sample every this many quiet centres (~30 per second at any fps)
 CI_NB_MIN = 9       # noise samples needed before detecting
-N_CI = 10
+CI_NEAR_NOISE = 10  # centres this close to shut eyes are no noise samples
+CI_STILL = 11       # a followed movement is still when its score varied < 1 threshold over this many frames
+N_CI = 12
 
 # ---- cfg_f: float settings ----------------------------------------------------
 CF_GAIN = 0         # threshold = noise median + gain x (noise quantile - median)

@@ -11,7 +11,7 @@ import numpy as np
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
     CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
-    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q,
+    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q,
     O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET,
     O_ONSET_T, O_PEAK, O_REG, SETTLE, SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I,
     SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED, SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0,
@@ -135,6 +135,21 @@ def set_onset(j, meta, st_i, st_f):
     st_f[SF_ONSET_I], st_f[SF_ONSET_T] = meta[j % meta.shape[0]]
 
 
+def clean_before(q, sig, cfg_i, js):
+    L, col = sig.shape[0], sig.shape[1] - 3
+    w, near, h = int(cfg_i[CI_W]), int(cfg_i[CI_NEAR]), int(cfg_i[CI_H])
+    first = max(js + h - L + 1, h)
+    b = q
+    while True:
+        x = np.arange(max(first, b - w + 1 - near), min(js, b + near) + 1)
+        hit = x[sig[x % L, col] > 0]
+        if len(hit) == 0:
+            return b
+        b = int(hit[0]) - near - 1
+        if b - w + 1 - near < first:
+            return -1
+
+
 def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
              stats, base, apex_shape, wts, st_i, st_f, out):
     L = smo.shape[0]
@@ -169,10 +184,8 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     on = int(frames[b[-1] + 1]) if len(b) else lo
     a = np.nonzero(below[i:-1])[0]
     off = int(frames[i + a[0]]) if len(a) else c_end
-    b_end = max(start - k, lo)
-    if sig[_slots(max(lo, b_end - w + 1 - int(cfg_i[CI_NEAR])), b_end, L), 2 * R + 2].any():
-        b_end = on
-    b_end = min(b_end, on)
+    b_end = clean_before(max(start - k, lo), sig, cfg_i, js)
+    b_end = on if b_end < 0 else min(b_end, on)
     base[:] = avg[b_end % L]
     set_apex(apex, smo, meta, apex_shape, st_i, st_f, pk)
     later = np.arange(b_end, js + 1)
@@ -208,8 +221,13 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     return ST_NONE
 
 
+def still(sig, col, lo, hi):
+    v = sig[_slots(lo, hi, sig.shape[0]), col]
+    return v.max() - v.min() < 1.0
+
+
 def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats, base,
-          apex_shape, wts, st_i, st_f, out):
+          neutral, apex_shape, wts, st_i, st_f, out):
     L = smo.shape[0]
     R = len(region_ptr) - 1
     e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
@@ -217,15 +235,22 @@ def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo
     if e > st_f[SF_EPEAK]:
         set_apex(js, smo, meta, apex_shape, st_i, st_f, e)
         st_f[SF_LEVEL] = cfg_f[CF_LEVEL] * e
-    if e <= st_f[SF_LEVEL] or js - st_i[SI_ONSET] >= cfg_i[CI_MAX_TRACK]:
+    n, n_still = js - st_i[SI_ONSET], int(cfg_i[CI_STILL])
+    back = n >= n_still and still(sig, 2 * R + 4, js - n_still, js) and (
+        e < 0.5 * st_f[SF_EPEAK]
+        or movement_score(smo[js % L], neutral, region_pts, region_ptr, stats, wts, cfg_f) < 0.5 * e)
+    if e <= st_f[SF_LEVEL] or n >= cfg_i[CI_MAX_TRACK] or back:
         return emit(js, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
                     st_i, st_f, out)
     return ST_NONE
 
 
-def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i):
+def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i):
+    ce = 2 * (len(region_ptr) - 1) + 4
     e = movement_score(smo[js % smo.shape[0]], base, region_pts, region_ptr, stats, wts, cfg_f)
-    if e <= cfg_f[CF_SETTLE] or js - st_i[SI_SETTLE0] >= cfg_i[CI_MAX_SETTLE]:
+    sig[js % sig.shape[0], ce] = e
+    n, n_still = js - st_i[SI_SETTLE0], int(cfg_i[CI_STILL])
+    if e <= cfg_f[CF_SETTLE] or n >= cfg_i[CI_MAX_SETTLE] or (n >= n_still and still(sig, ce, js - n_still, js)):
         st_i[SI_STATE] = IDLE
         st_i[SI_QUIET] = max(st_i[SI_QUIET], js)
 
@@ -246,7 +271,8 @@ def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
 
 
 def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corners, iod_pts, cfg_i, cfg_f, ref,
-         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, apex_shape, wts, bvals, st_i, st_f, out, sample):
+         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, neutral, apex_shape, wts, bvals, st_i, st_f, out,
+         sample):
     L = raw.shape[0]
     R = len(region_ptr) - 1
     k, h, w = int(cfg_i[CI_K]), int(cfg_i[CI_H]), int(cfg_i[CI_W])
@@ -260,6 +286,9 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     st_i[SI_M] = j + 1
     if st_i[SI_STATE] == IDLE:
         ref += cfg_f[CF_REF_ALPHA] * (scratch - ref)
+        neutral += cfg_f[CF_REF_ALPHA] * (raw[j % L] - neutral)
+    if j == 0:
+        neutral[:] = raw[0]
     if j >= w - 1:
         avg[j % L] = raw[_slots(j - w + 1, j, L)].mean(axis=0)
     js = j - h
@@ -270,15 +299,16 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     status = ST_NONE
     if st_i[SI_STATE] == TRACK:
         status = track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats,
-                       base, apex_shape, wts, st_i, st_f, out)
+                       base, neutral, apex_shape, wts, st_i, st_f, out)
     elif st_i[SI_STATE] == SETTLE:
-        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, stats, base, wts, st_i)
+        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i)
     c = j - k - max(w - 1, h)
     if c - k - w + 1 < 0 or c < h:
         return status
     sc = smo[c % L]
-    n_near = int(cfg_i[CI_NEAR])
+    n_near, n_noise = int(cfg_i[CI_NEAR]), int(cfg_i[CI_NEAR_NOISE])
     near = bool(sig[_slots(max(h, c - n_near), min(js, c + n_near), L), 2 * R + 2].any())
+    near_noise = bool(sig[_slots(max(h, c - n_noise), min(js, c + n_noise), L), 2 * R + 2].any())
     d1 = region_rms_all(sc, avg[(c - k) % L], region_ptr, region_pts)
     d2 = region_rms_all(sc, avg[(c + k + w - 1) % L], region_ptr, region_pts)
     b = np.minimum(d1, d2)
@@ -293,7 +323,7 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
     sample[R + 1], sample[R + 2] = meta[c % L]
     sample[R + 3] = 1.0
     state = st_i[SI_STATE]
-    if state == IDLE and not near and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
+    if state == IDLE and not near_noise and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
         st_i[SI_SKIP] += 1
         if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
             st_i[SI_SKIP] = 0

@@ -19,15 +19,22 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
 3. Thresholds per region: noise median + ``gain`` x (``quantile`` - median) of recent
    quiet samples (order statistics, so a slipped-in blink barely moves them). 1.0
    means "at threshold" in every region; a frame's value is the max over regions.
+   Only centres within ``noise_near_s`` of shut eyes are no noise samples (narrower than
+   the trigger's ``blink_near_s``): a blink early in a short 200 fps sequence would
+   otherwise keep the detector blind for its first second and a half.
 4. Blinks, the main false alarm: the eye aperture (lid gap / eye width) against its
    running open value marks frames where the eyes are shutting; centres within
    ``blink_near_s`` of them neither trigger nor count as evidence (the tracker's whole
    mesh deforms while the lids close, not only the lids).
 5. A candidate runs while the value stays up. Apex: its highest region value; onset
-   and offset: where the displacement from the shape before the movement rises above /
-   falls below ``level`` of its apex. Back within ``max_micro_s``: a micro-expression;
-   not back but strong: followed as a macro-expression until it returns (never
-   reported as micro). Pure head motion is removed in step 1 and never fires.
+   and offset: where the displacement from the shape before the movement (taken from
+   before any nearby blink, which dips the brows' points too) rises above / falls below
+   ``level`` of its apex. Back within ``max_micro_s``: a micro-expression; not back but
+   strong: followed as a macro-expression until it returns, or until it is still
+   (``still_s``) and either most of the way back or nearer the slowly learnt neutral
+   face than the shape before it (an expression first caught on its way back never
+   returns to that shape); re-armed once the face is back or still. Macros are never
+   reported as micro. Pure head motion is removed in step 1 and never fires.
 
 Sensitivity is the one knob meant for users: thresholds are divided by it
 (2.0 finds movements half as large, with more false alarms; 0.5 the reverse).
@@ -74,6 +81,7 @@ class SpotterConfig:
     ref_tau_s: float = 10.0        # time constant of the neutral reference shape
     blink_drop: float = 0.25       # eyes this much less open than usual are shutting (blink)
     blink_near_s: float = 0.3      # centres this close to shutting eyes are blink-affected
+    noise_near_s: float = 0.05     # ... and this close are no noise samples (about the smoothing half width)
     ap_tau_s: float = 5.0          # time constant of the open-eye aperture
     gap_s: float = 0.03            # time below release that ends a candidate
     max_active_s: float = 1.0      # a candidate is decided at the latest after this
@@ -82,7 +90,8 @@ class SpotterConfig:
     max_micro_s: float = 0.5       # longer movements are macro-expressions
     min_micro_s: float = 0.04      # shorter ones are tracker glitches
     macro_min: float = 4.0         # not back within max_micro_s: followed as macro if this strong
-    max_track_s: float = 3.0       # a sustained expression is reported after this (also caps a macro that began mid-movement)
+    max_track_s: float = 3.0       # a followed movement is reported after this at the latest
+    still_s: float = 0.2           # a followed movement is still when its score varies < 1 threshold this long
     settle: float = 1.0            # after a macro, re-arm once it is back under this (thresholds)
     max_settle_s: float = 1.0      # ... or after this long
     max_gap_s: float = 0.1         # missing frames up to this long are interpolated, longer resets
@@ -95,8 +104,8 @@ class SpotterConfig:
         n_buf = max(8, int(round(self.noise_window_s * fps / every)))
         return {"k": n(self.k_s, 2), "h": n(self.smooth_s), "w": n(self.side_s, 1), "gap": n(self.gap_s, 1),
                 "max_active": n(self.max_active_s, 2), "max_track": n(self.max_track_s, 2),
-                "max_settle": n(self.max_settle_s, 1), "near": n(self.blink_near_s), "nb_every": every,
-                "nb": n_buf, "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
+                "max_settle": n(self.max_settle_s, 1), "near": n(self.blink_near_s),
+                "near_noise": n(self.noise_near_s), "still": n(self.still_s, 2), "nb_every": every, "nb": n_buf, "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
 
 
 @dataclass
@@ -113,6 +122,7 @@ class _State:
     stats: np.ndarray
     nbuf: np.ndarray
     base: np.ndarray
+    neutral: np.ndarray
     apex_shape: np.ndarray
     wts: np.ndarray
     bvals: np.ndarray
@@ -131,7 +141,7 @@ class _State:
             ref=np.zeros((ns, 2), f), scratch=np.zeros((ns, 2), f), raw=np.zeros((ring, S, 2), f),
             smo=np.zeros((ring, S, 2), f), avg=np.zeros((ring, S, 2), f), meta=np.zeros((ring, 2), f),
             sig=np.zeros((ring, L.sig_cols(R)["n"]), f), stats=stats, nbuf=np.zeros((n_buf, R), f),
-            base=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f), wts=np.zeros(R, f), bvals=np.zeros(R, f),
+            base=np.zeros((S, 2), f), neutral=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f), wts=np.zeros(R, f), bvals=np.zeros(R, f),
             st_i=np.zeros(L.N_SI, np.int64), st_f=np.zeros(L.N_SF, f), out=np.zeros(L.n_out(R), f),
             sample=np.zeros(R + 4, f),
         )
@@ -196,9 +206,9 @@ class Spotter:
         c = self.config
         self.cfg_i = np.zeros(L.N_CI, np.int64)
         self.cfg_i[[L.CI_K, L.CI_H, L.CI_W, L.CI_GAP, L.CI_MAX_ACTIVE, L.CI_MAX_TRACK, L.CI_MAX_SETTLE, L.CI_NEAR,
-                    L.CI_NB_EVERY, L.CI_NB_MIN]] = [
+                    L.CI_NB_EVERY, L.CI_NB_MIN, L.CI_NEAR_NOISE, L.CI_STILL]] = [
             fr["k"], fr["h"], fr["w"], fr["gap"], fr["max_active"], fr["max_track"], fr["max_settle"], fr["near"],
-            fr["nb_every"], fr["nb_min"]]
+            fr["nb_every"], fr["nb_min"], fr["near_noise"], fr["still"]]
         self.cfg_f = np.zeros(L.N_CF, np.float64)
         self.cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
                     L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
@@ -279,7 +289,7 @@ class Spotter:
         return int(self._k.step(pts, int(index), float(t), tb.selected, tb.stable, tb.region_ptr, tb.region_pts,
                                 tb.lids, tb.corners, tb.iod_pts, self.cfg_i, self.cfg_f,
                                 st.ref, st.scratch, st.raw, st.smo, st.avg, st.meta, st.sig, st.stats, st.nbuf, st.base,
-                                st.apex_shape, st.wts, st.bvals, st.st_i, st.st_f, st.out, st.sample))
+                                st.neutral, st.apex_shape, st.wts, st.bvals, st.st_i, st.st_f, st.out, st.sample))
 
     def _finalize(self, st: _State, c_end: int, js: int, index: int, t: float) -> int:
         tb = self.tabs
@@ -290,8 +300,8 @@ class Spotter:
     def _track(self, st: _State, js: int, index: int, t: float) -> int:
         tb = self.tabs
         return int(self._k.track(js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids, tb.corners,
-                                 self.cfg_i, self.cfg_f, st.smo, st.meta, st.sig, st.stats, st.base, st.apex_shape,
-                                 st.wts, st.st_i, st.st_f, st.out))
+                                 self.cfg_i, self.cfg_f, st.smo, st.meta, st.sig, st.stats, st.base, st.neutral,
+                                 st.apex_shape, st.wts, st.st_i, st.st_f, st.out))
 
     def _feed(self, pts: np.ndarray, index: int, t: float) -> list[Window]:
         status = self._step(self.state, pts, index, t)
