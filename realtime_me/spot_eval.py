@@ -307,7 +307,7 @@ def aggregate(clips: list[dict]) -> dict:
 @dataclass
 class EvalPlan:
     n30: int = 12
-    n200: int = 6
+    n200: int = 12
     n_distract: int = 6
     duration30_s: float = 20.0
     duration200_s: float = 10.0
@@ -331,7 +331,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR", default=str(DEFAULT_CACHE),
                         help=f"landmark-track cache (default {DEFAULT_CACHE}); 'none' to disable")
     parser.add_argument("--n30", type=int, default=12, help="generated clips at 30 fps (12)")
-    parser.add_argument("--n200", type=int, default=6, help="generated clips at 200 fps (6)")
+    parser.add_argument("--n200", type=int, default=12, help="generated clips at 200 fps (12)")
     parser.add_argument("--n-distract", type=int, default=6, help="distractor-only clips at 30 fps (6)")
     parser.add_argument("--duration30", type=float, default=20.0, help="seconds per 30 fps clip (20)")
     parser.add_argument("--duration200", type=float, default=10.0, help="seconds per 200 fps clip (10)")
