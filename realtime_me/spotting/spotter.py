@@ -105,7 +105,8 @@ class SpotterConfig:
         return {"k": n(self.k_s, 2), "h": n(self.smooth_s), "w": n(self.side_s, 1), "gap": n(self.gap_s, 1),
                 "max_active": n(self.max_active_s, 2), "max_track": n(self.max_track_s, 2),
                 "max_settle": n(self.max_settle_s, 1), "near": n(self.blink_near_s),
-                "near_noise": n(self.noise_near_s), "still": n(self.still_s, 2), "nb_every": every, "nb": n_buf, "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
+                "near_noise": n(self.noise_near_s), "still": n(self.still_s, 2), "nb_every": every, "nb": n_buf,
+                "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
 
 
 @dataclass
@@ -141,7 +142,8 @@ class _State:
             ref=np.zeros((ns, 2), f), scratch=np.zeros((ns, 2), f), raw=np.zeros((ring, S, 2), f),
             smo=np.zeros((ring, S, 2), f), avg=np.zeros((ring, S, 2), f), meta=np.zeros((ring, 2), f),
             sig=np.zeros((ring, L.sig_cols(R)["n"]), f), stats=stats, nbuf=np.zeros((n_buf, R), f),
-            base=np.zeros((S, 2), f), neutral=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f), wts=np.zeros(R, f), bvals=np.zeros(R, f),
+            base=np.zeros((S, 2), f), neutral=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f),
+            wts=np.zeros(R, f), bvals=np.zeros(R, f),
             st_i=np.zeros(L.N_SI, np.int64), st_f=np.zeros(L.N_SF, f), out=np.zeros(L.n_out(R), f),
             sample=np.zeros(R + 4, f),
         )
