@@ -98,9 +98,8 @@ def test_alignment_and_region_kernels_match_reference_on_random_input():
         rk = [kernels.region_rms(outs[0], y, tb.region_pts, tb.region_ptr[r], tb.region_ptr[r + 1])
               for r in range(len(REGION_NAMES))]
         np.testing.assert_allclose(rk, reference.region_rms_all(outs[0], y, tb.region_ptr, tb.region_pts), atol=1e-12)
-        for eye in (0, 1):
-            assert kernels.aperture(y, tb.lids, tb.corners, eye) == pytest.approx(
-                reference.aperture(y, tb.lids, tb.corners, eye), abs=1e-12)
+        assert kernels.aperture(y, tb.lids, tb.corners) == pytest.approx(
+            reference.aperture(y, tb.lids, tb.corners), abs=1e-12)
     bad = face.copy()
     bad[:] = 5.0   # collapsed face: no transform
     assert not kernels.init_reference(bad, tb.stable, tb.iod_pts, ref_k)

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from ..types import AlignedFace, FaceLandmarks
-from .regions import EYE_CORNERS, LID_PAIRS
+from .reference import aperture
+from .regions import eye_tables
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,13 @@ def sample_bilinear(field: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+_LIDS, _CORNERS = eye_tables()
+
+
 def eye_aperture(pts: np.ndarray) -> float:
-    """Mean lid gap over eye width of both eyes (about 0.3 open, near 0 shut)."""
-    out = 0.0
-    for eye in ("r", "l"):
-        a, b = EYE_CORNERS[eye]
-        width = np.linalg.norm(pts[a, :2] - pts[b, :2]) + 1e-6
-        out += np.mean([np.linalg.norm(pts[u, :2] - pts[d, :2]) for u, d in LID_PAIRS[eye]]) / width
-    return out / 2
+    """Mean lid gap over eye width of both eyes (about 0.3 open, near 0 shut): the
+    spotter's own measure, on the face mesh's points."""
+    return aperture(pts[:, :2], _LIDS, _CORNERS)
 
 
 class FlowPoints:

@@ -119,15 +119,18 @@ def region_rms(x, y, region_pts, lo, hi):
 
 
 @njit(cache=True)
-def aperture(x, lids, corners, eye):
-    """Lid opening over eye width (mean of three upper/lower lid pairs)."""
-    s = 0.0
-    for q in range(lids.shape[1]):
-        a, b = lids[eye, q, 0], lids[eye, q, 1]
-        s += np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
-    a, b = corners[eye, 0], corners[eye, 1]
-    w = np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
-    return s / lids.shape[1] / max(w, 1e-9)
+def aperture(x, lids, corners):
+    """Lid opening over eye width (mean of three upper/lower lid pairs), both eyes averaged."""
+    out = 0.0
+    for eye in range(2):
+        s = 0.0
+        for q in range(lids.shape[1]):
+            a, b = lids[eye, q, 0], lids[eye, q, 1]
+            s += np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
+        a, b = corners[eye, 0], corners[eye, 1]
+        w = np.sqrt((x[a, 0] - x[b, 0]) ** 2 + (x[a, 1] - x[b, 1]) ** 2)
+        out += s / lids.shape[1] / max(w, 1e-9)
+    return 0.5 * out
 
 
 @njit(cache=True)
@@ -220,7 +223,7 @@ def emit(off, index, t, settle_after, cfg_f, region_pts, region_ptr, lids, corne
     out[O_CONF_I] = index
     out[O_CONF_T] = t
     out[O_AP_BASE] = st_f[SF_AP_REF]
-    out[O_AP_APEX] = 0.5 * (aperture(apex_shape, lids, corners, 0) + aperture(apex_shape, lids, corners, 1))
+    out[O_AP_APEX] = aperture(apex_shape, lids, corners)
     for r in range(region_ptr.shape[0] - 1):
         out[O_REG + r] = region_rms(apex_shape, base, region_pts, region_ptr[r], region_ptr[r + 1])
     return ST_WINDOW
@@ -426,7 +429,7 @@ def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
     L = raw.shape[0]
     R = (sig.shape[1] - 5) // 2
     x = raw[js % L]
-    ap = 0.5 * (aperture(x, lids, corners, 0) + aperture(x, lids, corners, 1))
+    ap = aperture(x, lids, corners)
     sig[js % L, 2 * R + 1] = ap
     ref = st_f[SF_AP_REF]
     if ref <= 0.0:

@@ -60,10 +60,11 @@ def region_rms_all(x, y, region_ptr, region_pts) -> np.ndarray:
     return np.sqrt(np.add.reduceat(sq, region_ptr[:-1]) / np.diff(region_ptr))
 
 
-def aperture(x, lids, corners, eye) -> float:
-    lid = np.linalg.norm(x[lids[eye, :, 0]] - x[lids[eye, :, 1]], axis=1).mean()
-    w = np.linalg.norm(x[corners[eye, 0]] - x[corners[eye, 1]])
-    return float(lid / max(w, 1e-9))
+def aperture(x, lids, corners) -> float:
+    """Lid opening over eye width, both eyes averaged (also used on whole face meshes by ``flow.py``)."""
+    lid = np.linalg.norm(x[lids[:, :, 0]] - x[lids[:, :, 1]], axis=2).mean(axis=1)
+    w = np.linalg.norm(x[corners[:, 0]] - x[corners[:, 1]], axis=1)
+    return float((lid / np.maximum(w, 1e-9)).mean())
 
 
 # ------------------------------------------------------------------ noise
@@ -118,7 +119,7 @@ def emit(off, index, t, settle_after, cfg_f, region_pts, region_ptr, lids, corne
     out[O_BLINK] = float(st_i[SI_BLINK])
     out[O_CONF_I], out[O_CONF_T] = index, t
     out[O_AP_BASE] = st_f[SF_AP_REF]
-    out[O_AP_APEX] = 0.5 * (aperture(apex_shape, lids, corners, 0) + aperture(apex_shape, lids, corners, 1))
+    out[O_AP_APEX] = aperture(apex_shape, lids, corners)
     out[O_REG:] = region_rms_all(apex_shape, base, region_ptr, region_pts)
     return ST_WINDOW
 
@@ -261,7 +262,7 @@ def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
     L = raw.shape[0]
     R = (sig.shape[1] - 5) // 2
     x = raw[js % L]
-    ap = 0.5 * (aperture(x, lids, corners, 0) + aperture(x, lids, corners, 1))
+    ap = aperture(x, lids, corners)
     sig[js % L, 2 * R + 1] = ap
     ref = st_f[SF_AP_REF] if st_f[SF_AP_REF] > 0 else ap
     closed = ap < (1.0 - cfg_f[CF_BLINK_DROP]) * ref

@@ -74,13 +74,20 @@ class RegionTables:
     iod_pts: np.ndarray       # (2, 2) face-mesh indices of the eye corners (r, l): eye centres
 
 
+def eye_tables(index=int) -> tuple[np.ndarray, np.ndarray]:
+    """Lid pairs (2, 3, 2) and eye corners (2, 2) per eye (r, l), each landmark mapped by
+    ``index``: face-mesh indices by default, ``pos`` for positions in ``SELECTED``."""
+    lids = np.array([[[index(a), index(b)] for a, b in LID_PAIRS[e]] for e in ("r", "l")], dtype=np.int64)
+    corners = np.array([[index(a), index(b)] for a, b in (EYE_CORNERS["r"], EYE_CORNERS["l"])], dtype=np.int64)
+    return lids, corners
+
+
 def tables() -> RegionTables:
     ptr, pts = [0], []
     for name in REGION_NAMES:
         pts.extend(pos(i) for i in REGIONS[name])
         ptr.append(len(pts))
-    lids = np.array([[[pos(a), pos(b)] for a, b in LID_PAIRS[e]] for e in ("r", "l")], dtype=np.int64)
-    corners = np.array([[pos(a), pos(b)] for a, b in (EYE_CORNERS["r"], EYE_CORNERS["l"])], dtype=np.int64)
+    lids, corners = eye_tables(pos)
     return RegionTables(
         selected=SELECTED.copy(),
         stable=np.asarray(STABLE_POINTS, dtype=np.int64).copy(),
@@ -91,18 +98,6 @@ def tables() -> RegionTables:
         eye_mask=np.array([n in EYE_REGIONS for n in REGION_NAMES], dtype=np.int64),
         iod_pts=np.array([EYE_CORNERS["r"], EYE_CORNERS["l"]], dtype=np.int64),
     )
-
-
-def reference_shape(points: np.ndarray) -> np.ndarray:
-    """Stable points of one frame, centred and scaled to IOD = 1: the alignment target,
-    so aligned coordinates come out in inter-ocular distances."""
-    xy = points[:, :2].astype(np.float64)
-    (ro, ri), (lo, li) = EYE_CORNERS["r"], EYE_CORNERS["l"]
-    iod = np.linalg.norm((xy[ro] + xy[ri]) / 2 - (xy[lo] + xy[li]) / 2)
-    if not np.isfinite(iod) or iod <= 1e-6:
-        raise ValueError("degenerate landmarks: eye corners coincide")
-    ref = xy[STABLE_POINTS]
-    return (ref - ref.mean(axis=0)) / iod
 
 
 def _mean(d: np.ndarray, landmarks: tuple[int, ...]) -> np.ndarray:
