@@ -30,3 +30,12 @@ def draw_overlay(image: np.ndarray, landmarks: FaceLandmarks | None, motion: flo
     if fps is not None:
         cv2.putText(out, f"{fps:.0f} fps", (w - 110, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
     return out
+
+
+def draw_snapshot(snap: dict, fps: float | None = None) -> np.ndarray:
+    """``draw_overlay`` of a ``Pipeline.snapshot()`` (which must hold a frame): its newest
+    motion value and threshold and its last event."""
+    value = float(snap["value"][-1]) if len(snap["value"]) else None
+    thr = float(snap["threshold"][-1]) if len(snap["threshold"]) else None
+    last = snap["events"][-1] if snap["events"] else None
+    return draw_overlay(snap["frame"].image, snap["landmarks"], value, thr, last, fps)

@@ -367,9 +367,10 @@ class Pipeline:
                 log.exception("event sink %r failed", sink)
 
     # --------------------------------------------------------------- for UIs
-    def snapshot(self) -> dict:
+    def snapshot(self, stats: bool = True) -> dict:
         """A consistent copy of what a UI shows: last frame and landmarks, motion history,
-        recent windows and events, stats."""
+        recent windows and events, and (unless ``stats=False``: latency percentiles cost
+        milliseconds, too much for a per-frame overlay) stats."""
         with self._lock:
             last = self._last
             motion = list(self._motion)
@@ -385,7 +386,7 @@ class Pipeline:
             "region_names": tuple(getattr(self.spotter, "region_names", ())),
             "windows": windows,
             "events": events,
-            "stats": self.stats.to_dict(),
+            "stats": self.stats.to_dict() if stats else None,
         }
         return out
 

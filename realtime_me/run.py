@@ -46,16 +46,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _display_tick(pipeline: Pipeline):
     import cv2
 
-    from .overlay import draw_overlay
+    from .overlay import draw_snapshot
 
     def tick() -> bool:
-        snap = pipeline.snapshot()
+        snap = pipeline.snapshot(stats=False)
         if snap["frame"] is not None:
-            value = float(snap["value"][-1]) if len(snap["value"]) else None
-            thr = float(snap["threshold"][-1]) if len(snap["threshold"]) else None
-            last = snap["events"][-1] if snap["events"] else None
-            img = draw_overlay(snap["frame"].image, snap["landmarks"], value, thr, last, snap["stats"]["fps_processed"])
-            cv2.imshow("realtime-me", img)
+            cv2.imshow("realtime-me", draw_snapshot(snap, pipeline.stats.fps_processed))
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
     return tick

@@ -23,6 +23,13 @@ class StageTimes:
         self.count += 1
         self.max = max(self.max, seconds)
 
+    def copy(self) -> "StageTimes":
+        """A detached copy (cheap: taken under the lock the recording threads use)."""
+        out = StageTimes(self.samples.maxlen or 0)
+        out.samples.extend(self.samples)
+        out.count, out.max = self.count, self.max
+        return out
+
     def summary(self) -> dict:
         if not self.samples:
             return {"count": 0}
@@ -64,10 +71,18 @@ class Stats:
     def wall_s(self) -> float:
         return (self.finished or time.perf_counter()) - self.started
 
+    @property
+    def fps_processed(self) -> float:
+        return self._fps(self.wall_s)
+
+    def _fps(self, wall: float) -> float:
+        return round(self.frames_processed / wall, 2) if wall > 0 else 0.0
+
     def to_dict(self) -> dict:
         wall = self.wall_s
-        with self._lock:
-            stages = {name: st.summary() for name, st in self.stages.items()}
+        with self._lock:   # copy only: the percentiles are computed without holding up the stages
+            copies = {name: st.copy() for name, st in self.stages.items()}
+        stages = {name: st.summary() for name, st in copies.items()}
         return {
             "frames_in": self.frames_in,
             "frames_processed": self.frames_processed,
@@ -77,7 +92,7 @@ class Stats:
             "max_faces_seen": self.max_faces_seen,
             "face_lost_spans": list(self.face_lost_spans),
             "wall_s": round(wall, 3),
-            "fps_processed": round(self.frames_processed / wall, 2) if wall > 0 else 0.0,
+            "fps_processed": self._fps(wall),
             "latency": stages,
         }
 

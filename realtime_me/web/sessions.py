@@ -184,18 +184,15 @@ class LiveSession:
         """From one snapshot: the last processed frame annotated by ``draw_overlay`` (landmarks,
         motion bar, last event) as JPEG, or None when nothing new was processed; and the
         motion chart's data when asked."""
-        from ..overlay import draw_overlay
+        from ..overlay import draw_snapshot
         from .views import motion_payload
 
-        snap = stream.pipeline.snapshot()
+        snap = stream.pipeline.snapshot(stats=False)
         chart = motion_payload(snap, stream.stream_time) if with_chart else None
         frame = snap["frame"]
         if frame is None or frame.index == last_index:
             return None, last_index, chart
-        value = float(snap["value"][-1]) if len(snap["value"]) else None
-        thr = float(snap["threshold"][-1]) if len(snap["threshold"]) else None
-        last = snap["events"][-1] if snap["events"] else None
-        img = draw_overlay(frame.image, snap["landmarks"], value, thr, last, stream.link.fps())
+        img = draw_snapshot(snap, stream.link.fps())
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         return (buf.tobytes() if ok else None), frame.index, chart
 
