@@ -80,11 +80,6 @@ def weights_hash(weights_dir: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_spec(weights_dir: str | Path) -> ModelSpec:
-    """ModelSpec of a weights folder (builds the torch model once to learn output shapes)."""
-    return load_spec(weights_dir)[0]
-
-
 def load_spec(weights_dir: str | Path):
     """(ModelSpec, torch model in eval mode) of a weights folder."""
     from ..weights import load_model
@@ -345,4 +340,4 @@ def _auto(spec: ModelSpec, precision: str, cache: Path, options: dict, model=Non
 
 
 __all__ = ["BACKENDS", "MAX_BATCH", "PRECISIONS", "Availability", "Engine", "ModelSpec", "default_cache_dir",
-           "load_engine", "load_spec", "probe", "read_spec", "weights_hash"]
+           "load_engine", "load_spec", "probe", "weights_hash"]

@@ -43,8 +43,10 @@ def _import_trt():
     return trt
 
 
+@functools.lru_cache(maxsize=1)
 def _cudart():
-    """cuda-python's runtime bindings under either module layout."""
+    """cuda-python's runtime bindings under either module layout (looked up once: every
+    CUDA call on the inference path goes through ``_check``)."""
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -228,6 +230,7 @@ class TensorRTEngine(Engine):
         self.details = {"tensorrt": env.tensorrt, "plan": str(PlanCache(cache_dir).plan_path(self.key)),
                         "l4t": env.l4t}
         self.stream = _check(cudart.cudaStreamCreate())
+        self._stream_handle = _handle(self.stream)
         self._buffers: dict[str, tuple[int, np.dtype]] = {}
         self._graphs: dict[int, object] = {}
         for i in range(self.engine.num_io_tensors):
@@ -258,7 +261,7 @@ class TensorRTEngine(Engine):
             self._staged.append(a)
         if graph:
             _check(cudart.cudaGraphLaunch(self._graph_for(batch), self.stream))
-        elif not self.context.execute_async_v3(_handle(self.stream)):
+        elif not self.context.execute_async_v3(self._stream_handle):
             raise RuntimeError("TensorRT execute_async_v3 failed")
 
     def fetch(self, batch: int) -> dict[str, np.ndarray]:
@@ -278,11 +281,11 @@ class TensorRTEngine(Engine):
         """A CUDA graph of execute_async_v3 at this batch size (captured once; addresses are fixed)."""
         if batch not in self._graphs:
             cudart = self._cudart
-            if not self.context.execute_async_v3(_handle(self.stream)):  # TensorRT wants one run before capture
+            if not self.context.execute_async_v3(self._stream_handle):  # TensorRT wants one run before capture
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             _check(cudart.cudaStreamSynchronize(self.stream))
             _check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
-            self.context.execute_async_v3(_handle(self.stream))
+            self.context.execute_async_v3(self._stream_handle)
             graph = _check(cudart.cudaStreamEndCapture(self.stream))
             self._graphs[batch] = _check(cudart.cudaGraphInstantiate(graph, 0))
             cudart.cudaGraphDestroy(graph)  # the instantiated executable keeps what it needs
