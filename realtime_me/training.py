@@ -362,15 +362,14 @@ def run_train(args) -> int:
     data = load_for(args.model, args.data)
     cfg = _schedule(args)
     model, history = train_model(args.model, data, np.arange(len(data)), cfg, progress=True)
-    card = ModelCard(architecture=args.model, config={}, labels=list(data.class_names), aus=list(data.au_names),
-                     inputs=input_spec(model), preprocess_version=PREPROCESS_VERSION,
-                     training={"data": str(args.data.name), "samples": len(data),
-                               "subjects": len(set(data.subjects.tolist())),
-                               "per_dataset": {d: int((data.datasets == d).sum()) for d in sorted(set(data.datasets.tolist()))},
-                               "au_counts": {a: int(data.au[:, i].sum()) for i, a in enumerate(data.au_names)},
-                               "schedule": dataclasses.asdict(cfg), "final_loss": round(history[-1], 4)},
-                     loso=_loso_summary(args.loso_json), date=date.today().isoformat(), seed=cfg.seed,
-                     notes=SELECTION_NOTES if args.model == "medn" else "In-harness baseline, same folds and loop.")
+    card = ModelCard.for_model(
+        model, inputs=input_spec(model), preprocess_version=PREPROCESS_VERSION,
+        training={"data": str(args.data.name), "samples": len(data), "subjects": len(set(data.subjects.tolist())),
+                  "per_dataset": {d: int((data.datasets == d).sum()) for d in sorted(set(data.datasets.tolist()))},
+                  "au_counts": {a: int(data.au[:, i].sum()) for i, a in enumerate(data.au_names)},
+                  "schedule": dataclasses.asdict(cfg), "final_loss": round(history[-1], 4)},
+        loso=_loso_summary(args.loso_json), date=date.today().isoformat(), seed=cfg.seed,
+        notes=SELECTION_NOTES if args.model == "medn" else "In-harness baseline, same folds and loop.")
     save_model(model, card, args.out)
     print(f"saved {args.model} to {args.out} (final training loss {history[-1]:.4f})")
     return 0

@@ -184,15 +184,15 @@ def write_results(events: list[Event], folder: Path, stem: str) -> tuple[Path, P
     """events.jsonl (one ``Event.to_dict()`` per line) and a flat events.csv for spreadsheets."""
     folder.mkdir(parents=True, exist_ok=True)
     jsonl, table = folder / f"{stem}.jsonl", folder / f"{stem}.csv"
+    dicts = [e.to_dict() for e in events]
     with jsonl.open("w", encoding="utf-8") as f:
-        for e in events:
-            f.write(json.dumps(e.to_dict()) + "\n")
+        for d in dicts:
+            f.write(json.dumps(d) + "\n")
     probs = [f"p_{k}" for k in EMOTIONS]
     with table.open("w", encoding="utf-8", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=CSV_FIELDS + probs)
         wr.writeheader()
-        for e in events:
-            d = e.to_dict()
+        for e, d in zip(events, dicts):
             row = {k: d.get(k, "") for k in CSV_FIELDS}
             row.update(au_cues=au_cues(e), regions_moved=moved_regions(e))
             row.update({f"p_{k}": d["probs"].get(k, "") for k in EMOTIONS})
