@@ -4,8 +4,6 @@ fake camera playing a generated clip of known micro-expressions (never `playwrig
 Install the browser with: apt-get update && apt-get install -y chromium
 """
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +21,6 @@ from realtime_me.web import ServeConfig  # noqa: E402
 from realtime_me.web.harness import (ServerThread, browser, false_alarms, make_camera_clip, match_truth,  # noqa: E402
                                      read_table, run_live, wait_for_session)
 
-ROOT = Path(__file__).resolve().parents[1]
 LIVE_SECONDS = 30.0
 
 
@@ -64,9 +61,6 @@ def test_live_webcam_every_frame_and_its_mes_reach_the_page(server, camera_clip,
     assert run.other_page["open_after_first_closed"]
     # closing the page stops and releases its pipeline
     assert run.closed_after_s is not None
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    shutil.copy(run.screenshot, results / "web_live.png")
 
 
 def test_video_tab_upload_analysis_and_downloads(server, camera_clip, tmp_path):
