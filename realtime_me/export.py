@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .engines import DEFAULT_WEIGHTS
 from .errors import UserError
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "medn"
 #: fp32 ONNX Runtime must match torch to this; fp16 graphs are checked loosely.
 PARITY_TOL = {"fp32": 1e-4, "fp16": 5e-2}
 

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .alignment import Aligner
+from .engines import DEFAULT_WEIGHTS
 from .landmarks import FaceTracker
 from .ringbuffer import FrameRing
 from .sources import Source, SourceInfo
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 
-#: where shipped weights live in a source checkout (``models/`` beside the package)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "medn"
 
 
 @dataclass

@@ -106,6 +106,10 @@ def _output_shapes(model, card, example) -> dict[str, tuple[int, ...]]:
     return {n: tuple(t.shape[1:]) for n, t in zip(model.output_names, outs)}
 
 
+#: where shipped weights live in a source checkout (``models/`` beside the package)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "medn"
+
+
 def default_cache_dir() -> Path:
     """``engines/`` of a source checkout; ``~/.cache/realtime-me/engines`` for an installed package
     (override with REALTIME_ME_ENGINES)."""
@@ -339,5 +343,5 @@ def _auto(spec: ModelSpec, precision: str, cache: Path, options: dict, model=Non
     return e
 
 
-__all__ = ["BACKENDS", "MAX_BATCH", "PRECISIONS", "Availability", "Engine", "ModelSpec", "default_cache_dir",
+__all__ = ["BACKENDS", "DEFAULT_WEIGHTS", "MAX_BATCH", "PRECISIONS", "Availability", "Engine", "ModelSpec", "default_cache_dir",
            "load_engine", "load_spec", "probe", "weights_hash"]

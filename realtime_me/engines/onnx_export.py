@@ -30,13 +30,13 @@ import numpy as np
 from ..errors import UserError
 from . import ModelSpec
 from .cache import atomic_write
+from .trt_lint import MAX_OPSET
 
 log = logging.getLogger(__name__)
 
 #: 17 is the first opset with LayerNormalization (one fused TensorRT layer) and is well
 #: inside what TensorRT 10.x parses (opset 9..20 for 10.0-10.3, the JetPack 6 release).
 OPSET = 17
-MAX_OPSET = 20
 #: Bump when the export code changes in a way that changes the graph.
 EXPORT_VERSION = 1
 
