@@ -279,5 +279,4 @@ def build_app(config: ServeConfig) -> FastAPI:
                               run_history=False, ssr_mode=False)
     app.state.registry = registry
     app.state.handlers = handlers
-    app.state.blocks = demo
     return app

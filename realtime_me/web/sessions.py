@@ -15,14 +15,14 @@ import secrets
 import shutil
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from ..errors import UserError
-from ..pipeline import DEFAULT_WEIGHTS, Pipeline, PipelineConfig
+from ..engines import DEFAULT_WEIGHTS
+from ..pipeline import Pipeline, PipelineConfig
 from .stream import Stream
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,6 @@ class LiveSession:
         self.note = ""               # e.g. why the model is not loaded
         self.stream: Stream | None = None       # the running (or last) stream
         self.closed = False
-        self.created = time.time()
         self._live: Pipeline | None = None
         self._offline: Pipeline | None = None
         self._live_key: tuple | None = None
@@ -276,10 +275,6 @@ class SessionRegistry:
             hashes = list(self._by_hash)
         for h in hashes:
             self.close_hash(h)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._by_hash)
 
     def sessions(self) -> list[LiveSession]:
         with self._lock:
