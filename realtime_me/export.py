@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engines import default_cache_dir, load_spec
+    from .engines import cache_dir_or_default, load_spec
     from .engines.onnx_export import cached_onnx
     from .engines.trt_lint import lint
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         why = tensorrt_unavailable()
         if why:
             raise UserError(f"TensorRT backend unavailable: {why}")
-    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    cache = cache_dir_or_default(args.cache_dir)
     spec, model = load_spec(weights)
     art = cached_onnx(spec, cache, precision, model=model)
     issues = lint(art.path)

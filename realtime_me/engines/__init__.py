@@ -122,6 +122,11 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "realtime-me" / "engines"
 
 
+def cache_dir_or_default(cache_dir: str | Path | None) -> Path:
+    """The engine cache a caller asked for, else ``default_cache_dir()``."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
 class Engine(ABC):
     """One model ready to run: ``run({name: (B,...) float32}) -> {name: (B,...) float32}``.
 
@@ -251,7 +256,7 @@ def load_engine(weights_dir: str | Path, backend: str = "auto", precision: str =
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = cache_dir_or_default(cache_dir)
     spec, model = load_spec(weights_dir)
     if backend == "auto":
         engine = _auto(spec, precision, cache, options, model)

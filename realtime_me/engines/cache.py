@@ -105,29 +105,18 @@ class PlanCache:
 
     def load_bytes(self, key: PlanKey) -> bytes | None:
         """The plan's bytes if present and intact; None (after logging why) otherwise."""
-        path, meta_path = self.plan_path(key), self.plan_path(key).with_suffix(".json")
+        path = self.plan_path(key)
         if not path.is_file():
             log.info("TensorRT plan %s: %s; building", path.name, self.explain_miss(key))
             return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            data = path.read_bytes()
-        except (OSError, ValueError) as e:
-            log.warning("TensorRT plan %s unreadable (%s); rebuilding", path, e)
-            return None
-        if meta.get("key") != key.to_dict():
-            log.warning("TensorRT plan %s: its record does not match the key; rebuilding", path)
-            return None
-        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-            log.warning("TensorRT plan %s is corrupt (sha256 mismatch, %d bytes); rebuilding", path, len(data))
-            return None
+        data, why = read_recorded(path, key.to_dict())
+        if data is None:
+            log.warning("TensorRT plan %s: %s; rebuilding", path, why)
         return data
 
     def store(self, key: PlanKey, plan: bytes) -> Path:
         path = self.plan_path(key)
-        atomic_write(path, plan)
-        record = {"key": key.to_dict(), "sha256": hashlib.sha256(plan).hexdigest(), "bytes": len(plan)}
-        atomic_write(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
+        write_recorded(path, plan, key.to_dict())
         return path
 
     def get_or_build(self, key: PlanKey, build: Callable[[], bytes], deserialize: Callable[[bytes], T | None]) -> T:
@@ -170,3 +159,27 @@ def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_recorded(path: Path, data: bytes, key: dict) -> str:
+    """Write ``data`` and a ``.json`` record of its key and sha256 beside it; returns the sha256."""
+    sha = hashlib.sha256(data).hexdigest()
+    atomic_write(path, data)
+    record = {"key": key, "sha256": sha, "bytes": len(data)}
+    atomic_write(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
+    return sha
+
+
+def read_recorded(path: Path, key: dict) -> tuple[bytes | None, str]:
+    """``(data, "")`` if ``path`` was written by ``write_recorded`` for this key and is intact,
+    else ``(None, why)``: a cache entry that is missing, edited, truncated or for other inputs."""
+    try:
+        record = json.loads(path.with_suffix(".json").read_text())
+        data = path.read_bytes()
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({e})"
+    if record.get("key") != key:
+        return None, "its record is for other inputs"
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        return None, f"corrupt (sha256 mismatch, {len(data)} bytes)"
+    return data, ""

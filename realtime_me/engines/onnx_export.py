@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import ModelSpec
-from .cache import atomic_write
+from .cache import read_recorded, write_recorded
 from .trt_lint import MAX_OPSET
 
 log = logging.getLogger(__name__)
@@ -145,17 +145,11 @@ def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32",
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir) / "onnx"
     path = folder / f"{spec.arch}-{digest}-{precision}.onnx"
-    meta_path = path.with_suffix(".json")
-    if path.is_file() and meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            data = path.read_bytes()
-            sha = hashlib.sha256(data).hexdigest()
-            if meta.get("key") == key and meta.get("sha256") == sha:
-                return OnnxArtifact(path, sha, precision, opset)
-            log.warning("%s does not match its record (corrupt or edited); exporting again", path)
-        except (OSError, ValueError) as e:
-            log.warning("cannot read cached %s (%s); exporting again", path, e)
+    if path.is_file():
+        data, why = read_recorded(path, key)
+        if data is not None:
+            return OnnxArtifact(path, hashlib.sha256(data).hexdigest(), precision, opset)
+        log.warning("cached %s: %s; exporting again", path, why)
     data = export_bytes(model if model is not None else _torch_module(spec), precision, opset)
     import onnx
 
@@ -163,9 +157,7 @@ def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32",
         check_onnx(onnx.load_from_string(data))
     except ValueError as e:
         raise UserError(f"the exported ONNX graph is not valid: {e}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    atomic_write(path, data)
-    atomic_write(meta_path, (json.dumps({"key": key, "sha256": sha}, indent=2) + "\n").encode())
+    sha = write_recorded(path, data, key)
     log.info("exported %s (%d KB)", path, len(data) // 1024)
     return OnnxArtifact(path, sha, precision, opset)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import Engine, ModelSpec, default_cache_dir
+from . import Engine, ModelSpec, cache_dir_or_default
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class OrtEngine(Engine):
         import onnxruntime as ort
 
         super().__init__(spec, precision)
-        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        cache_dir = cache_dir_or_default(cache_dir)
         wanted = tuple(providers) if providers else ("cuda", "cpu")
         unknown = [p for p in wanted if p not in PROVIDERS]
         if unknown:
@@ -58,7 +58,7 @@ class OrtEngine(Engine):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        provider_list = [(PROVIDERS[p], _provider_options(p, precision, Path(cache_dir))) for p in chosen]
+        provider_list = [(PROVIDERS[p], _provider_options(p, precision, cache_dir)) for p in chosen]
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=provider_list)
         self.providers = tuple(self.session.get_providers())
         if gpu_requested and not any(PROVIDERS[p] in self.providers for p in gpu_requested):
@@ -70,14 +70,13 @@ class OrtEngine(Engine):
         self.device = "cuda" if on_gpu else "cpu"
         self.details = {"providers": list(self.providers), "intra_op_threads": threads, "onnx": str(self.onnx_path),
                         "onnxruntime": ort.__version__}
-        self._in = [i.name for i in self.session.get_inputs()]
         graph = {v.name: tuple(v.shape[1:]) for v in [*self.session.get_inputs(), *self.session.get_outputs()]}
         if graph != {**spec.inputs, **spec.outputs}:
             raise UserError(f"{self.onnx_path}: tensors {graph} do not match the model's "
                             f"{ {**spec.inputs, **spec.outputs} } (a card whose labels/AUs disagree with the weights?)")
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.session.run(list(self.output_names), {n: inputs[n] for n in self._in})
+        outs = self.session.run(list(self.output_names), inputs)  # _check kept exactly the graph's inputs
         return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.output_names, outs)}
 
     def describe(self) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import MAX_BATCH, Engine, ModelSpec, default_cache_dir
+from . import MAX_BATCH, Engine, ModelSpec, cache_dir_or_default
 from .cache import PlanCache, PlanKey, atomic_write, l4t_release, platform_tag
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class TensorRTEngine(Engine):
     def __init__(self, spec: ModelSpec, precision: str = "fp32", cache_dir: str | Path | None = None,
                  workspace_mb: int = DEFAULT_WORKSPACE_MB, device: int = 0, onnx_path: str | Path | None = None) -> None:
         super().__init__(spec, precision, max_batch=PROFILE[2])
-        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        cache_dir = cache_dir_or_default(cache_dir)
         why = tensorrt_unavailable()
         if why:
             raise UserError(f"TensorRT backend unavailable: {why}")

@@ -62,7 +62,10 @@ def _compile_torch_tensorrt(model, spec: ModelSpec, dtype):
         import torch_tensorrt
     except ImportError as e:
         raise UserError(f"torch-tensorrt is not installed ({e}); pip install '.[tensorrt]'") from None
-    inputs = [torch_tensorrt.Input(min_shape=(1, *s), opt_shape=(1, *s), max_shape=(MAX_BATCH, *s), dtype=dtype)
+    from .tensorrt_engine import PROFILE
+
+    lo, opt, hi = PROFILE
+    inputs = [torch_tensorrt.Input(min_shape=(lo, *s), opt_shape=(opt, *s), max_shape=(hi, *s), dtype=dtype)
               for s in spec.inputs.values()]
     log.info("compiling with torch-tensorrt (dynamo), %s", dtype)
     return torch_tensorrt.compile(model, ir="dynamo", inputs=inputs)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import MAX_BATCH, Engine, ModelSpec
+from .tensorrt_engine import DEFAULT_WORKSPACE_MB
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def trtexec_command(spec: ModelSpec, onnx_path: str, plan_path: str, fp16_graph:
 
     typed = " --stronglyTyped" if fp16_graph else ""
     return (f"trtexec --onnx={onnx_path} --saveEngine={plan_path} --minShapes={shapes(1)} "
-            f"--optShapes={shapes(1)} --maxShapes={shapes(max_batch)} --memPoolSize=workspace:256{typed}")
+            f"--optShapes={shapes(1)} --maxShapes={shapes(max_batch)} --memPoolSize=workspace:{DEFAULT_WORKSPACE_MB}{typed}")
 
 
 def write_model_repository(spec: ModelSpec, onnx_path: str | Path, out_dir: str | Path,
