@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from realtime_me.landmarks import FaceTracker  # noqa: E402
 from realtime_me.synth import SynthClip, SynthConfig  # noqa: E402
+from realtime_me.synth_measure import flow_at, gain_and_cosine  # noqa: E402
 from realtime_me.types import Frame  # noqa: E402
 
 QUIET = dict(head_motion=False, noise=False, flicker=False, blinks=False, macro=False)
@@ -57,20 +58,6 @@ def speed(**kw) -> dict:
                for name, d in (("cpu", cpu), ("wall", wall)) for part in ("all", "event", "still")}}
 
 
-def gain_cos(measured: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    mag = np.linalg.norm(expected, axis=1)
-    reg = mag >= 0.5 * mag.max()
-    m, e = measured[reg], expected[reg]
-    return float((m * e).sum() / (e * e).sum()), float((m * e).sum() / np.linalg.norm(m) / np.linalg.norm(e))
-
-
-def flow_at(a: np.ndarray, b: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    flow = cv2.calcOpticalFlowFarneback(cv2.cvtColor(a, cv2.COLOR_BGR2GRAY), cv2.cvtColor(b, cv2.COLOR_BGR2GRAY),
-                                        None, 0.5, 3, 15, 5, 5, 1.1, 0)
-    x, y = pts[None, :, 0].astype(np.float32), pts[None, :, 1].astype(np.float32)
-    return np.stack([cv2.remap(flow[..., c], x, y, cv2.INTER_LINEAR)[0] for c in range(2)], axis=1)
-
-
 def amplitudes(seeds: int) -> dict:
     rows = []
     with FaceTracker(static_images=True) as tracker:
@@ -81,8 +68,8 @@ def amplitudes(seeds: int) -> dict:
                 p0 = clip.landmarks(e["onset_frame"])
                 expected = clip.landmarks(e["apex_frame"]) - p0
                 mesh = [tracker.process(Frame(0, 0.0, img)) for img in (on, ap)]
-                g_mesh, c_mesh = gain_cos(mesh[1].points[:, :2] - mesh[0].points[:, :2], expected)
-                g_flow, c_flow = gain_cos(flow_at(on, ap, p0), expected)
+                g_mesh, c_mesh = gain_and_cosine(mesh[1].points[:, :2] - mesh[0].points[:, :2], expected)
+                g_flow, c_flow = gain_and_cosine(flow_at(on, ap, p0), expected)
                 rows.append({"seed": seed, "aus": "+".join(map(str, e["aus"])), "emotion": e["emotion"],
                              "amplitude_px": e["amplitude_px"],
                              "mesh_amplitude_px": round(g_mesh * e["amplitude_px"], 3),

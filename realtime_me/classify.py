@@ -15,7 +15,6 @@ independent measurements agreeing is better evidence than either alone.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -68,10 +67,9 @@ def cued_aus(regions: dict[str, float], top: int = TOP_CUES) -> set[str]:
 class Classifier:
     """Window + onset/apex AlignedFace -> Event, with any ``Engine``."""
 
-    def __init__(self, engine: Engine, card, au_threshold: float = 0.5, cue_threshold: float = 0.3) -> None:
+    def __init__(self, engine: Engine, au_threshold: float = 0.5, cue_threshold: float = 0.3) -> None:
         self.engine = engine
-        self.labels = tuple(card.labels)
-        self.au_names = tuple(getattr(card, "aus", ()) or ())
+        self.labels, self.au_names = engine.spec.labels, engine.spec.aus  # from the model card
         self.au_threshold, self.cue_threshold = au_threshold, cue_threshold
         n_logits = engine.spec.outputs.get("logits", (0,))[0]
         if n_logits != len(self.labels):
@@ -80,12 +78,6 @@ class Classifier:
         if au_out is not None and au_out[0] != len(self.au_names):
             raise UserError(f"model card names {len(self.au_names)} AUs but the model outputs {au_out[0]}")
         self.apex_size = engine.spec.inputs["apex"][-1] if "apex" in engine.spec.inputs else APEX_SIZE
-
-    @classmethod
-    def from_engine(cls, engine: Engine, weights_dir: str | Path, **kwargs) -> "Classifier":
-        from .weights import read_card
-
-        return cls(engine, read_card(weights_dir), **kwargs)
 
     def inputs(self, onset: AlignedFace, apex: AlignedFace) -> dict[str, np.ndarray]:
         """Batch-of-one engine inputs (only the tensors this model takes)."""

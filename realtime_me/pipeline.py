@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -99,7 +99,7 @@ class Pipeline:
 
         weights = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
         engine = load_engine(weights, backend=self.config.backend)
-        return Classifier.from_engine(engine, weights)
+        return Classifier(engine)
 
     def _make_spotter(self, fps: float):
         from .spotting import Spotter

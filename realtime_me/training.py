@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import MEData, au_counts, load_data, loso_splits, read_labels
 from .errors import UserError
-from .models import DEFAULT_AUS, create_model, make_config, orthogonality_loss
+from .models import create_model, make_config, orthogonality_loss
 from .models.medn import mirror_flow
 from .preprocess import FLOW_SIZE, PREPROCESS_VERSION
 
@@ -215,10 +215,10 @@ def choose_aus(data_dir: str | Path, min_count: int = 10) -> tuple[str, ...]:
     return tuple(sorted((a for a, c in counts.items() if c >= min_count), key=lambda a: int(a[2:])))
 
 
-def load_for(name: str, data_dir: str | Path) -> MEData:
-    cfg = make_config(name)
-    au_names = DEFAULT_AUS if hasattr(cfg, "au_names") else ()
-    return load_data(data_dir, cfg.class_names, au_names, getattr(cfg, "apex_size", 56))
+def load_for(model: str | object, data_dir: str | Path) -> MEData:
+    """The data in the classes, AUs and apex size a model (registry name or config) asks for."""
+    cfg = make_config(model) if isinstance(model, str) else model
+    return load_data(data_dir, cfg.class_names, tuple(getattr(cfg, "au_names", ())), getattr(cfg, "apex_size", 56))
 
 
 def cross_validate(name: str, data: MEData, splits, cfg: TrainConfig, desc: str = "folds", workers: int = 1,
@@ -414,8 +414,7 @@ def run_evaluate(args) -> int:
 
     torch.set_num_threads(args.threads)
     model, card = load_model(args.weights)
-    cfg = model.config
-    data = load_data(args.data, cfg.class_names, tuple(getattr(cfg, "au_names", ())), getattr(cfg, "apex_size", 56))
+    data = load_for(model.config, args.data)
     pred = predict(model, data, np.arange(len(data))).argmax(1)
     result = score(data.labels, pred, data.datasets, data.class_names)
     result.update(model=card.architecture, weights=str(args.weights), data=str(args.data))

@@ -13,6 +13,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def composite(shared_data) -> Path:
+    """The MEGC2019 composite set (labels.csv, apex/, flow/)."""
+    return shared_data / "composite"
+
+
 SHIPPED_MEDN = Path(__file__).resolve().parents[1] / "models" / "medn"
 
 

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from realtime_me import sources
 from realtime_me.cli import COMMANDS, main

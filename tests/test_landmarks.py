@@ -1,6 +1,5 @@
 import cv2
 import numpy as np
-import pytest
 
 from realtime_me.alignment import STABLE_POINTS, align, template
 from realtime_me.landmarks import N_LANDMARKS, FaceTracker

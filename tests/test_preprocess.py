@@ -1,21 +1,15 @@
 """The shared preprocessing: live make_inputs and dataset sample_inputs give the same kind of tensors."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from realtime_me.preprocess import APEX_SIZE, make_inputs, optical_strain, sample_inputs
 
-COMPOSITE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "composite"
-needs_data = pytest.mark.skipif(not (COMPOSITE / "labels.csv").is_file(),
-                                reason=f"composite data not found at {COMPOSITE}")
-
-
-def _apex(name="casme2_sub01_EP02_01f"):
-    return cv2.imread(str(COMPOSITE / "apex" / f"{name}.jpg"))
+@pytest.fixture()
+def apex(composite):
+    return cv2.imread(str(composite / "apex" / "casme2_sub01_EP02_01f.jpg"))
 
 
 def _brow_raise(img, pixels=2.0):
@@ -34,9 +28,8 @@ def test_strain_of_uniform_translation_is_zero_and_of_stretch_is_not():
     assert np.allclose(optical_strain(f)[2:-2, 2:-2], 0.1)
 
 
-@needs_data
-def test_make_inputs_shapes_ranges_and_determinism():
-    a = _apex()
+def test_make_inputs_shapes_ranges_and_determinism(apex):
+    a = apex
     b = _brow_raise(a)
     x1, x2 = make_inputs(a, b), make_inputs(a, b)
     assert x1.flow.shape == (3, 28, 28) and x1.flow.dtype == np.float32
@@ -46,20 +39,18 @@ def test_make_inputs_shapes_ranges_and_determinism():
     assert np.array_equal(x1.flow, x2.flow) and np.array_equal(x1.apex, x2.apex)
 
 
-@needs_data
-def test_brow_raise_lands_where_published_brows_are():
+def test_brow_raise_lands_where_published_brows_are(apex):
     """Upward motion = negative v (OpenCV convention, as in the published images) on the top rows."""
-    a = _apex()
+    a = apex
     x = make_inputs(a, _brow_raise(a))
     v = x.flow[1] - np.median(x.flow[1])
     row = int(np.argmin(v.mean(1)))
     assert 1 <= row <= 5   # the published AU1+2 samples peak at row 3
 
 
-@needs_data
-def test_sample_inputs_matches_make_inputs_format():
-    a = _apex()
-    png = cv2.imread(str(COMPOSITE / "flow" / "casme2_sub01_EP02_01f.png"))
+def test_sample_inputs_matches_make_inputs_format(apex, composite):
+    a = apex
+    png = cv2.imread(str(composite / "flow" / "casme2_sub01_EP02_01f.png"))
     s = sample_inputs(a, png)
     live = make_inputs(_brow_raise(a), a)  # same apex frame, different onset
     assert s.flow.shape == live.flow.shape and s.apex.shape == live.apex.shape

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,29 +11,13 @@ from realtime_me import synth
 from realtime_me.cli import main
 from realtime_me.errors import UserError
 from realtime_me.synth import SynthClip, SynthConfig, write_clip
+from realtime_me.synth_measure import flow_at, gain_and_cosine
 
 QUIET = dict(head_motion=False, noise=False, flicker=False, blinks=False, macro=False)
 
 
 def _clip(**kw) -> SynthClip:
     return SynthClip(SynthConfig(**kw))
-
-
-def _flow_at(a: np.ndarray, b: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Dense Farneback flow a->b sampled at pts (N, 2): an instrument independent of the renderer."""
-    flow = cv2.calcOpticalFlowFarneback(cv2.cvtColor(a, cv2.COLOR_BGR2GRAY), cv2.cvtColor(b, cv2.COLOR_BGR2GRAY),
-                                        None, 0.5, 3, 15, 5, 5, 1.1, 0)
-    x, y = pts[None, :, 0].astype(np.float32), pts[None, :, 1].astype(np.float32)
-    return np.stack([cv2.remap(flow[..., c], x, y, cv2.INTER_LINEAR)[0] for c in range(2)], axis=1)
-
-
-def _gain_and_cosine(measured: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    """Least-squares scale of measured onto expected, and their cosine, over the moving region
-    (landmarks that the truth moves by at least half the peak)."""
-    mag = np.linalg.norm(expected, axis=1)
-    reg = mag >= 0.5 * mag.max()
-    m, e = measured[reg], expected[reg]
-    return float((m * e).sum() / (e * e).sum()), float((m * e).sum() / np.linalg.norm(m) / np.linalg.norm(e))
 
 
 def _micro(clip: SynthClip) -> list[dict]:
@@ -158,8 +141,8 @@ def test_rendered_motion_matches_the_truth_under_optical_flow():
         p0 = clip.landmarks(e["onset_frame"])
         expected = clip.landmarks(e["apex_frame"]) - p0
         assert np.linalg.norm(expected, axis=1).max() == pytest.approx(e["amplitude_px"], rel=1e-3)
-        measured = _flow_at(clip.render(e["onset_frame"]), clip.render(e["apex_frame"]), p0)
-        gain, cos = _gain_and_cosine(measured, expected)
+        measured = flow_at(clip.render(e["onset_frame"]), clip.render(e["apex_frame"]), p0)
+        gain, cos = gain_and_cosine(measured, expected)
         assert 0.8 <= gain <= 1.2 and cos >= 0.9, (e, gain, cos)
 
 
@@ -173,7 +156,7 @@ def test_head_motion_carries_the_expression_and_nothing_moves_locally_outside_ev
     for a, b in ((on, e["apex_frame"]), (on - 6, on), (off, off + 6)):
         p0 = clip.landmarks(a)
         expected = clip.landmarks(b) - p0
-        measured = _flow_at(clip.render(a), clip.render(b), p0)
+        measured = flow_at(clip.render(a), clip.render(b), p0)
         err = np.linalg.norm(measured - expected, axis=1)
         assert np.median(err) < 0.1 and np.percentile(err, 95) < 0.35, (a, b)
         head = clip.landmarks(b) - clip.landmarks(a)
@@ -198,7 +181,7 @@ def test_face_tracker_sees_the_requested_amplitude_at_the_apex():
 
         for e in _micro(clip):
             expected = clip.landmarks(e["apex_frame"]) - clip.landmarks(e["onset_frame"])
-            gain, cos = _gain_and_cosine(points(e["apex_frame"]) - points(e["onset_frame"]), expected)
+            gain, cos = gain_and_cosine(points(e["apex_frame"]) - points(e["onset_frame"]), expected)
             assert 0.5 <= gain <= 1.5 and cos >= 0.3, (e, gain, cos)
             gains.append(gain)
     assert 0.7 <= float(np.median(gains)) <= 1.3, gains

@@ -1,8 +1,6 @@
 """Dataset loader, LOSO splits, UF1/UAR metrics and a tiny training run on the real composite set."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,14 +9,11 @@ from realtime_me.errors import UserError
 from realtime_me.models import DEFAULT_AUS
 from realtime_me.training import SCHEDULES, TrainConfig, _augment, confusion, score, train_model, uf1_uar
 
-COMPOSITE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "composite"
-needs_data = pytest.mark.skipif(not (COMPOSITE / "labels.csv").is_file(),
-                                reason=f"composite data not found at {COMPOSITE}")
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_data(COMPOSITE, au_names=DEFAULT_AUS)
+def data(composite):
+    return load_data(composite, au_names=DEFAULT_AUS)
 
 
 def test_confusion_and_metrics_by_hand():
@@ -79,7 +74,6 @@ def test_augment_flip_negates_u():
     assert torch.equal(f2[j], flow[j])
 
 
-@needs_data
 def test_loader_reads_real_labels(data):
     assert len(data) == 397 and len(set(data.subjects.tolist())) == 62
     assert set(data.datasets.tolist()) == {"smic", "casme2", "samm"}
@@ -90,7 +84,6 @@ def test_loader_reads_real_labels(data):
     assert data.au[~smic].sum(1).min() >= 0 and data.au.sum() > 0
 
 
-@needs_data
 @pytest.mark.slow
 def test_tiny_training_run_lowers_the_loss(data):
     subjects = sorted(set(data.subjects.tolist()))[:5]
@@ -105,7 +98,6 @@ def test_schedules_are_fixed_configs():
     assert SCHEDULES["medn"].epochs > 0 and SCHEDULES["ststnet"].epochs > 0
 
 
-@needs_data
-def test_default_au_set_is_the_frequent_aus():
+def test_default_au_set_is_the_frequent_aus(composite):
     from realtime_me.training import choose_aus
-    assert choose_aus(COMPOSITE, min_count=10) == DEFAULT_AUS
+    assert choose_aus(composite, min_count=10) == DEFAULT_AUS

@@ -77,7 +77,6 @@ class DemoApp:
     def __init__(self, config: ServeConfig, registry: SessionRegistry) -> None:
         self.config = config
         self.registry = registry
-        self._views: dict[str, _ViewState] = {}
 
     def session(self, token: str | None) -> LiveSession:
         s = self.registry.get(token)
@@ -91,9 +90,6 @@ class DemoApp:
         return s.token, s.token
 
     def on_unload(self, request: gr.Request) -> None:
-        s = self.registry.by_hash(request.session_hash)
-        if s is not None:
-            self._views.pop(s.token, None)
         self.registry.close_hash(request.session_hash)
 
     # --------------------------------------------------------------------- live
@@ -105,7 +101,9 @@ class DemoApp:
         if s is None or s.stream is None:
             return (gr.skip(),) * 3
         streaming = s.streaming
-        view = self._views.setdefault(token, _ViewState())
+        if s.view is None:
+            s.view = _ViewState()  # lives and dies with the session
+        view = s.view
         if not streaming and view.idle_rendered:
             return (gr.skip(),) * 3  # nothing changes once a stopped stream has been shown
         view.idle_rendered = not streaming

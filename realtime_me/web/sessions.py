@@ -21,13 +21,11 @@ from pathlib import Path
 import cv2
 
 from ..errors import UserError
-from ..engines import DEFAULT_WEIGHTS
+from ..engines import BACKENDS, DEFAULT_WEIGHTS
 from ..pipeline import Pipeline, PipelineConfig
 from .stream import Stream
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt", "triton")
 
 
 @dataclass
@@ -81,10 +79,9 @@ class LiveSession:
         self.note = ""               # e.g. why the model is not loaded
         self.stream: Stream | None = None       # the running (or last) stream
         self.closed = False
-        self._live: Pipeline | None = None
-        self._offline: Pipeline | None = None
-        self._live_key: tuple | None = None
-        self._offline_key: tuple | None = None
+        self.view: object | None = None  # what the page last rendered (owned by web.app)
+        # "live" and "offline" pipelines, each with the model settings it was built with
+        self._pipelines: dict[str, tuple[Pipeline, tuple]] = {}
         self._lock = threading.RLock()
         self._t_next = 0.0           # pipeline time at which the next stream may start
         self._files: Path | None = None
@@ -105,16 +102,15 @@ class LiveSession:
     def _model_key(self) -> tuple:
         return (self.settings.backend, self.settings.weights, self.settings.classify)
 
-    def _current(self, slot: str) -> Pipeline:
+    def _current(self, kind: str) -> Pipeline:
         """The live or offline pipeline, (re)built if missing or built with other model settings."""
-        p, key = getattr(self, slot), getattr(self, slot + "_key")
+        p, key = self._pipelines.get(kind, (None, None))
         if p is not None and key != self._model_key() and not p.running:
             self._close_pipeline(p)
             p = None
         if p is None:
             p, self.note = self.build_pipeline()
-            setattr(self, slot, p)
-            setattr(self, slot + "_key", self._model_key())
+            self._pipelines[kind] = (p, self._model_key())
         p.config.sensitivity = self.settings.sensitivity   # read by start()
         return p
 
@@ -128,7 +124,7 @@ class LiveSession:
                     self.stream.end()
                     self.stream.pipeline.stop()
                 self._advance_time(self.stream)
-            p = self._current("_live")
+            p = self._current("live")
             p.start(camera_fps, live=True)
             self.stream = Stream(p, camera_fps, self._t_next)
             return self.stream
@@ -150,11 +146,11 @@ class LiveSession:
     def offline_pipeline(self) -> Pipeline:
         """The pipeline for uploaded videos (separate from the live one, so both can run)."""
         with self._lock:
-            return self._current("_offline")
+            return self._current("offline")
 
     @property
     def live_pipeline(self) -> Pipeline | None:
-        return self._live
+        return self._pipelines.get("live", (None,))[0]
 
     @property
     def streaming(self) -> bool:
@@ -218,9 +214,8 @@ class LiveSession:
             self.closed = True
             if self.stream is not None:
                 self.stream.end()
-            for p in (self._live, self._offline):
-                if p is not None:
-                    self._close_pipeline(p)
+            for p, _ in self._pipelines.values():
+                self._close_pipeline(p)
             if self._files is not None:
                 shutil.rmtree(self._files, ignore_errors=True)
 
@@ -250,10 +245,6 @@ class SessionRegistry:
         with self._lock:
             s = self._by_token.get(token)
         return None if s is None or s.closed else s
-
-    def by_hash(self, session_hash: str) -> LiveSession | None:
-        with self._lock:
-            return self._by_hash.get(session_hash)
 
     def close_hash(self, session_hash: str | None) -> bool:
         with self._lock:
