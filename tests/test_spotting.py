@@ -305,3 +305,15 @@ def test_a_blink_just_before_an_me_does_not_stretch_it():
     _, _, windows = spot(track)
     assert [w.kind for w in windows] == ["micro"]
     assert iou(windows[0], track.events[2]) >= 0.5
+
+
+@pytest.mark.parametrize("noise_near_s,kinds", [(0.3, ["micro"]), (0.05, ["macro"])])
+def test_a_slow_expression_soon_after_a_blink_is_no_me(noise_near_s, kinds):
+    # The shape before a movement must be clear of the blink by the smoothing's reach
+    # (noise_near_s), no more: with a 0.3 s margin it fell out of the ring at 200 fps, the
+    # macro was measured from halfway up, and its middle came out as an ME.
+    fps = 200.0
+    track = (TrackBuilder(fps, 6.0, seed=24).add_blink(2.0)
+             .add_macro("lip_corner_up", 2.4, 0.5, 0.1, 0.6, 0.05).build())
+    _, _, windows = spot(track, noise_near_s=noise_near_s)
+    assert [w.kind for w in windows] == kinds

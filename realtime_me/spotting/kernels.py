@@ -249,11 +249,13 @@ def set_onset(j, meta, st_i, st_f):
 
 @njit(cache=True)
 def clean_before(q, sig, cfg_i, js):
-    """The latest local frame <= q whose w-frame mean is at least CI_NEAR frames from shut
-    eyes; -1 if the ring no longer holds such a frame."""
+    """The latest local frame <= q whose w-frame mean is at least CI_NEAR_NOISE frames
+    (the smoothing's reach) from shut eyes; -1 if the ring no longer holds such a frame.
+    Not CI_NEAR: at 200 fps that pushed the shape before a movement that follows a blink
+    out of the ring, and a slow macro measured from halfway up seemed to end as an ME."""
     L = sig.shape[0]
     col = sig.shape[1] - 3                          # "closed" (see layout.sig_cols)
-    w, near = cfg_i[CI_W], cfg_i[CI_NEAR]
+    w, near = cfg_i[CI_W], cfg_i[CI_NEAR_NOISE]
     first = max(js + cfg_i[CI_H] - L + 1, cfg_i[CI_H])
     b = q
     while True:

@@ -139,7 +139,7 @@ def set_onset(j, meta, st_i, st_f):
 
 def clean_before(q, sig, cfg_i, js):
     L, col = sig.shape[0], sig.shape[1] - 3
-    w, near, h = int(cfg_i[CI_W]), int(cfg_i[CI_NEAR]), int(cfg_i[CI_H])
+    w, near, h = int(cfg_i[CI_W]), int(cfg_i[CI_NEAR_NOISE]), int(cfg_i[CI_H])
     first = max(js + h - L + 1, h)
     b = q
     while True:

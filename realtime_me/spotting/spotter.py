@@ -27,8 +27,9 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
    ``blink_near_s`` of them neither trigger nor count as evidence (the tracker's whole
    mesh deforms while the lids close, not only the lids).
 5. A candidate runs while the value stays up. Apex: its highest region value; onset
-   and offset: where the displacement from the shape before the movement (taken from
-   before any nearby blink, which dips the brows' points too) rises above / falls below
+   and offset: where the displacement from the shape before the movement (taken
+   ``noise_near_s`` clear of any nearby blink, which dips the brows' points too; a wider
+   margin at 200 fps pushed it out of the ring) rises above / falls below
    ``level`` of its apex. Back within ``max_micro_s``: a micro-expression; not back but
    strong: followed as a macro-expression until it returns, or until it is still
    (``still_s``) and either most of the way back or nearer the slowly learnt neutral
@@ -81,7 +82,7 @@ class SpotterConfig:
     ref_tau_s: float = 10.0        # time constant of the neutral reference shape
     blink_drop: float = 0.25       # eyes this much less open than usual are shutting (blink)
     blink_near_s: float = 0.3      # centres this close to shutting eyes are blink-affected
-    noise_near_s: float = 0.05     # ... and this close are no noise samples (about the smoothing half width)
+    noise_near_s: float = 0.05     # ... this close are no noise samples nor a movement's base (smoothing reach)
     ap_tau_s: float = 5.0          # time constant of the open-eye aperture
     gap_s: float = 0.03            # time below release that ends a candidate
     max_active_s: float = 1.0      # a candidate is decided at the latest after this
