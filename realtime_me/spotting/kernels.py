@@ -198,6 +198,16 @@ def movement_score(shape, base, region_pts, region_ptr, stats, wts, cfg_f):
 
 
 @njit(cache=True)
+def strongest_region(shape, base, region_pts, region_ptr, stats, cfg_f):
+    """Displacement from the baseline in thresholds, in the region that moved most."""
+    z = -1e300
+    for r in range(region_ptr.shape[0] - 1):
+        d = region_rms(shape, base, region_pts, region_ptr[r], region_ptr[r + 1])
+        z = max(z, (d - stats[r, NS_MED]) / excess(stats, r, cfg_f))
+    return z
+
+
+@njit(cache=True)
 def emit(off, index, t, settle_after, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
          st_i, st_f, out):
     """Fill ``out`` with the movement that ends at local frame ``off`` (onset and apex are
@@ -273,12 +283,14 @@ def clean_before(q, sig, cfg_i, js):
 
 @njit(cache=True)
 def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
-             stats, base, apex_shape, wts, st_i, st_f, out):
+             stats, base, apex_shape, wts, st_i, st_f, out, final=False):
     """A candidate ended at centre ``c_end``. Apex and onset from the dominant regions'
     two-sided profile (drift-proof), blink-affected centres left out; offset where the
     displacement from the shape before the movement falls back below ``level`` of its
     apex. Not back within a micro-expression's time: a longer movement, followed until
-    it returns (TRACK)."""
+    it returns (TRACK). A candidate whose displacement grows well past its own peak soon
+    after it is the leading edge of a larger movement: it stays ACTIVE (unless ``final``:
+    the stream ends here)."""
     L = smo.shape[0]
     R = region_ptr.shape[0] - 1
     k, w, h = cfg_i[CI_K], cfg_i[CI_W], cfg_i[CI_H]
@@ -349,6 +361,14 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     while q < js and sig[q % L, ce] > lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
         q += 1
     if sig[q % L, ce] <= lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
+        if not final and c_end - start < cfg_i[CI_MAX_ACTIVE]:
+            for x in range(q + 1, js + 1):
+                if strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e_pk, 1.0):
+                    # The displacement grows past this peak after the offset: the leading edge of
+                    # a larger movement (its after-side mean rose first), not one of its own.
+                    st_i[SI_STATE] = ACTIVE
+                    st_i[SI_BELOW] = 0
+                    return ST_NONE
         return emit(q, index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
                     st_i, st_f, out)               # back within a micro-expression's time
     if e_pk < cfg_f[CF_MACRO_MIN]:

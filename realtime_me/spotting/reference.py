@@ -92,6 +92,11 @@ def noise_sample(b, nbuf, stats, n, cfg_i, cfg_f) -> int:
 
 
 # ------------------------------------------------------------------ decisions
+def strongest_region(shape, base, region_pts, region_ptr, stats, cfg_f) -> float:
+    d = region_rms_all(shape, base, region_ptr, region_pts)
+    return float(((d - stats[:, NS_MED]) / excess_all(stats, cfg_f)).max())
+
+
 def movement_score(shape, base, region_pts, region_ptr, stats, wts, cfg_f) -> float:
     on = wts > 0
     if not on.any():
@@ -153,7 +158,7 @@ def clean_before(q, sig, cfg_i, js):
 
 
 def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
-             stats, base, apex_shape, wts, st_i, st_f, out):
+             stats, base, apex_shape, wts, st_i, st_f, out, final=False):
     L = smo.shape[0]
     R = len(region_ptr) - 1
     k, w, h = int(cfg_i[CI_K]), int(cfg_i[CI_W]), int(cfg_i[CI_H])
@@ -204,6 +209,13 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     back = np.nonzero((e[s0:] <= lvl) & (dt[s0:] <= cfg_f[CF_MAX_MICRO_S]))[0]
     late = np.nonzero(dt[s0:] > cfg_f[CF_MAX_MICRO_S])[0]
     if len(back) and (not len(late) or back[0] < late[0]):
+        q = s0 + back[0]
+        grows = [strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e[i], 1.0)
+                 for x in later[q + 1:]]
+        if not final and c_end - start < cfg_i[CI_MAX_ACTIVE] and any(grows):
+            st_i[SI_STATE] = ACTIVE             # the leading edge of a larger movement: not over
+            st_i[SI_BELOW] = 0
+            return ST_NONE
         return emit(int(later[s0 + back[0]]), index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta,
                     base, apex_shape, st_i, st_f, out)
     if float(e[i]) < cfg_f[CF_MACRO_MIN]:

@@ -34,7 +34,9 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
    strong: followed as a macro-expression until it returns, or until it is still
    (``still_s``) and either most of the way back or nearer the slowly learnt neutral
    face than the shape before it (an expression first caught on its way back never
-   returns to that shape); re-armed once the face is back or still. Macros are never
+   returns to that shape); re-armed once the face is back or still. A candidate whose
+   displacement grows past twice its peak soon after is the leading edge of a larger
+   movement and stays open. Macros are never
    reported as micro. Pure head motion is removed in step 1 and never fires.
 
 Sensitivity is the one knob meant for users: thresholds are divided by it
@@ -72,7 +74,7 @@ class SpotterConfig:
     side_s: float = 0.2            # the shapes it is compared with: means over this long
     gain: float = 5.0              # threshold = noise median + gain x (noise quantile - median)
     quantile: float = 0.75         # ... that quantile of the recent quiet samples of each region
-    floor: float = 0.0025          # smallest threshold excess (IOD): clean input never fires
+    floor: float = 0.002           # smallest threshold excess (IOD): clean input never fires
     eye_gain: float = 2.0          # the lids' thresholds are this many times higher (gaze, lid jitter)
     noise_window_s: float = 20.0   # quiet samples kept for the noise quantiles
     noise_rate: float = 30.0       # quiet samples per second (any fps)
@@ -294,11 +296,12 @@ class Spotter:
                                 st.ref, st.scratch, st.raw, st.smo, st.avg, st.meta, st.sig, st.stats, st.nbuf, st.base,
                                 st.neutral, st.apex_shape, st.wts, st.bvals, st.st_i, st.st_f, st.out, st.sample))
 
-    def _finalize(self, st: _State, c_end: int, js: int, index: int, t: float) -> int:
+    def _finalize(self, st: _State, c_end: int, js: int, index: int, t: float, final: bool = False) -> int:
         tb = self.tabs
         return int(self._k.finalize(c_end, js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids,
                                     tb.corners, self.cfg_i, self.cfg_f, st.smo, st.avg, st.meta,
-                                    st.sig, st.stats, st.base, st.apex_shape, st.wts, st.st_i, st.st_f, st.out))
+                                    st.sig, st.stats, st.base, st.apex_shape, st.wts, st.st_i, st.st_f, st.out,
+                                    final))
 
     def _track(self, st: _State, js: int, index: int, t: float) -> int:
         tb = self.tabs
@@ -335,7 +338,7 @@ class Spotter:
         js = m - 1 - fr["h"]
         state = int(st.st_i[L.SI_STATE])
         if state == L.ACTIVE:
-            status = self._finalize(st, m - 1 - self.lag, js, index, t)
+            status = self._finalize(st, m - 1 - self.lag, js, index, t, final=True)
             windows += self._handle(status)
             state = int(st.st_i[L.SI_STATE])
         if state == L.TRACK and st.meta[js % self.ring, 1] - st.st_f[L.SF_ONSET_T] > self.config.max_micro_s:
