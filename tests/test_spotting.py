@@ -317,3 +317,15 @@ def test_a_slow_expression_soon_after_a_blink_is_no_me(noise_near_s, kinds):
              .add_macro("lip_corner_up", 2.4, 0.5, 0.1, 0.6, 0.05).build())
     _, _, windows = spot(track, noise_near_s=noise_near_s)
     assert [w.kind for w in windows] == kinds
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_an_me_0_9_s_into_the_stream_is_found(fps):
+    # The README promises this to users who trim research sequences: the detector learns
+    # the noise from the first 0.3 s and gates start-up samples at 0.02 IOD.
+    found = 0
+    for seed in range(30, 35):
+        track = TrackBuilder(fps, 4.0, seed=seed).add_movement("lip_corner_up", 0.9, 0.3, 0.03).build()
+        _, _, windows = spot(track)
+        found += any(iou(w, track.events[0]) >= 0.5 for w in micro(windows))
+    assert found == 5

@@ -79,7 +79,7 @@ class SpotterConfig:
     noise_window_s: float = 20.0   # quiet samples kept for the noise quantiles
     noise_rate: float = 30.0       # quiet samples per second (any fps)
     noise_min_s: float = 0.3       # face time before detecting (noise quantiles from that much)
-    warm_gate: float = 8.0         # until then, samples more than this many floors off are no noise
+    warm_gate: float = 10.0        # until then, samples more than this many floors (0.02 IOD) off are no noise
     release: float = 0.4           # a candidate ends below this (thresholds)
     ref_tau_s: float = 10.0        # time constant of the neutral reference shape
     blink_drop: float = 0.25       # eyes this much less open than usual are shutting (blink)
