@@ -364,8 +364,8 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
         if not final and c_end - start < cfg_i[CI_MAX_ACTIVE]:
             for x in range(q + 1, js + 1):
                 if strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e_pk, 1.0):
-                    # The displacement grows past this peak after the offset: the leading edge of
-                    # a larger movement (its after-side mean rose first), not one of its own.
+                    # Some region moves more than twice this peak after the offset: the leading
+                    # edge of a larger movement (its after-side mean rose first), not one of its own.
                     st_i[SI_STATE] = ACTIVE
                     st_i[SI_BELOW] = 0
                     return ST_NONE
