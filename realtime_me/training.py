@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -158,8 +158,9 @@ def masked_au_loss(au_logits: torch.Tensor, au: torch.Tensor, mask: torch.Tensor
 
 
 def train_model(name: str, data: MEData, idx: np.ndarray, cfg: TrainConfig, progress: bool = False,
-                **overrides) -> tuple[nn.Module, list[float]]:
-    """Train a fresh ``name`` model on rows ``idx``; returns the model (eval mode) and per-epoch mean loss."""
+                on_epoch: Callable[[nn.Module, int], None] | None = None, **overrides) -> tuple[nn.Module, list[float]]:
+    """Train a fresh ``name`` model on rows ``idx``; returns the model (eval mode) and per-epoch mean loss.
+    ``on_epoch(model, epoch)`` sees the model in eval mode after each epoch (for studies of the schedule)."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = create_model(name, class_names=data.class_names, **_au_override(name, data), **overrides)
@@ -176,7 +177,7 @@ def train_model(name: str, data: MEData, idx: np.ndarray, cfg: TrainConfig, prog
         from tqdm import tqdm
         epochs = tqdm(epochs, desc=f"train {name}", unit="epoch")
     model.train()
-    for _ in epochs:
+    for epoch in epochs:
         perm = torch.randperm(len(idx), generator=g)
         total = 0.0
         for s in range(0, len(idx), cfg.batch_size):
@@ -191,6 +192,9 @@ def train_model(name: str, data: MEData, idx: np.ndarray, cfg: TrainConfig, prog
             sched.step()
             total += float(loss.detach()) * len(b)
         history.append(total / len(idx))
+        if on_epoch is not None:
+            on_epoch(model.eval(), epoch)
+            model.train()
     return model.eval(), history
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from realtime_me.data import group_kfold, load_data, loso_splits, read_labels
 from realtime_me.errors import UserError
@@ -92,6 +93,21 @@ def test_tiny_training_run_lowers_the_loss(data):
     for name, small in (("medn", {"dim": 32, "depth": 1}), ("ststnet", {})):
         _, hist = train_model(name, data, idx, cfg, **small)
         assert hist[-1] < hist[0], (name, hist)
+
+
+def test_per_epoch_look_sees_eval_mode_and_changes_nothing(data):
+    # benchmarks/epoch_selection.py predicts the held-out subjects after every epoch: that
+    # must not move the training (same weights at the end) and must see an eval-mode model.
+    subjects = sorted(set(data.subjects.tolist()))[:3]
+    idx = np.flatnonzero(np.isin(data.subjects, subjects))
+    cfg = TrainConfig(epochs=3, batch_size=16, seed=0)
+    small = {"dim": 32, "depth": 1}
+    seen = []
+    looked, _ = train_model("medn", data, idx, cfg, on_epoch=lambda m, e: seen.append((e, m.training)), **small)
+    plain, _ = train_model("medn", data, idx, cfg, **small)
+    assert seen == [(0, False), (1, False), (2, False)]
+    for (k, a), b in zip(looked.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_schedules_are_fixed_configs():
