@@ -178,17 +178,22 @@ def _load_timing_cache(config, path: Path | None):
 
 
 def load_or_build(spec: ModelSpec, cache_dir: str | Path, precision: str, env: TrtEnv, deserialize,
-                  onnx_path: Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB, profile=PROFILE):
+                  onnx_path: Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB, profile=PROFILE,
+                  model=None):
     """The deserialised engine for these weights on this machine, from the plan cache or
-    built now (``build_plan``). ``deserialize(bytes) -> engine | None`` is the runtime's."""
+    built now (``build_plan``). ``deserialize(bytes) -> engine | None`` is the runtime's;
+    ``model`` (the torch module already loaded) saves a reload if the ONNX must be exported."""
     import hashlib
 
     from .onnx_export import cached_onnx
     from .trt_lint import assert_trt_compatible
 
-    path = onnx_path or cached_onnx(spec, cache_dir, precision).path
-    onnx_bytes = Path(path).read_bytes()
-    key = plan_key(spec, hashlib.sha256(onnx_bytes).hexdigest(), precision, env, profile)
+    if onnx_path is None:
+        art = cached_onnx(spec, cache_dir, precision, model=model)   # hashed once, there
+        path, sha = art.path, art.sha256
+    else:
+        path, sha = Path(onnx_path), hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
+    key = plan_key(spec, sha, precision, env, profile)
     plans = PlanCache(cache_dir)
 
     def build() -> bytes:
@@ -198,7 +203,7 @@ def load_or_build(spec: ModelSpec, cache_dir: str | Path, precision: str, env: T
             raise UserError(str(e)) from None
         log.info("building the TensorRT engine for %s (%s, batch %d..%d); this takes a minute once",
                  spec.arch, precision, profile[0], profile[2])
-        return build_plan(onnx_bytes, spec.inputs, profile, workspace_mb, plans.timing_cache_path(key))
+        return build_plan(path.read_bytes(), spec.inputs, profile, workspace_mb, plans.timing_cache_path(key))
 
     return plans.get_or_build(key, build, deserialize), key
 
@@ -207,7 +212,8 @@ class TensorRTEngine(Engine):
     name = "tensorrt"
 
     def __init__(self, spec: ModelSpec, precision: str = "fp32", cache_dir: str | Path | None = None,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, device: int = 0, onnx_path: str | Path | None = None) -> None:
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, device: int = 0, onnx_path: str | Path | None = None,
+                 model=None) -> None:
         super().__init__(spec, precision, max_batch=PROFILE[2])
         cache_dir = cache_dir_or_default(cache_dir)
         why = tensorrt_unavailable()
@@ -220,7 +226,7 @@ class TensorRTEngine(Engine):
         self._runtime = trt.Runtime(self._logger)
         env = trt_env(device)
         self.engine, self.key = load_or_build(spec, cache_dir, precision, env, self._runtime.deserialize_cuda_engine,
-                                              Path(onnx_path) if onnx_path else None, workspace_mb)
+                                              Path(onnx_path) if onnx_path else None, workspace_mb, model=model)
         if self.engine is None:
             raise UserError("TensorRT returned a null engine")
         self.context = self.engine.create_execution_context()
