@@ -61,7 +61,8 @@ class ModelInputs:
     apex: np.ndarray   # (1, S, S) float32, z-scored
 
 
-def _gray(img: np.ndarray) -> np.ndarray:
+def gray(img: np.ndarray) -> np.ndarray:
+    """Single-channel uint8 view of a BGR or already gray image."""
     if img.ndim == 2:
         return img
     return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
@@ -76,7 +77,7 @@ def _check_crop(name: str, img: np.ndarray) -> None:
 
 def normalise_apex(apex_crop: np.ndarray, size: int = APEX_SIZE) -> np.ndarray:
     """(1,S,S) float32: gray, area-resized, zero mean / unit std per image."""
-    g = cv2.resize(_gray(apex_crop), (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    g = cv2.resize(gray(apex_crop), (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
     g = (g - g.mean()) / max(float(g.std()), 1.0)
     return g[None]
 
@@ -93,7 +94,7 @@ def _flow_box(crop: np.ndarray) -> np.ndarray:
     x0, y0, side = (v * crop.shape[0] / TEMPLATE for v in FLOW_BOX)
     s = FLOW_WORK_SIZE / side
     m = np.float32([[s, 0, -x0 * s], [0, s, -y0 * s]])
-    return cv2.warpAffine(_gray(crop), m, (FLOW_WORK_SIZE, FLOW_WORK_SIZE), flags=cv2.INTER_AREA,
+    return cv2.warpAffine(gray(crop), m, (FLOW_WORK_SIZE, FLOW_WORK_SIZE), flags=cv2.INTER_AREA,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

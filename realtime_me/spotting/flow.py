@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..preprocess import gray as to_gray
 from ..types import AlignedFace, FaceLandmarks
 from .reference import aperture
 from .regions import eye_tables
@@ -93,7 +94,7 @@ class FlowPoints:
         return aperture >= (1 - self.config.blink_drop) * float(np.percentile(self._apertures, 90))
 
     def process(self, face: AlignedFace) -> FaceLandmarks:
-        gray = cv2.cvtColor(face.crop, cv2.COLOR_BGR2GRAY) if face.crop.ndim == 3 else face.crop
+        gray = to_gray(face.crop)
         aperture = eye_aperture(face.points)
         self._apertures.append(aperture)
         if self._ref is None or self._ref.shape != gray.shape:
