@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[Event], None]
 
 
-
 @dataclass
 class PipelineConfig:
     buffer_seconds: float = 2.0      # frame ring capacity

@@ -348,5 +348,5 @@ def _auto(spec: ModelSpec, precision: str, cache: Path, options: dict, model=Non
     return e
 
 
-__all__ = ["BACKENDS", "DEFAULT_WEIGHTS", "MAX_BATCH", "PRECISIONS", "Availability", "Engine", "ModelSpec", "default_cache_dir",
-           "load_engine", "load_spec", "probe", "weights_hash"]
+__all__ = ["BACKENDS", "DEFAULT_WEIGHTS", "MAX_BATCH", "PRECISIONS", "Availability", "Engine", "ModelSpec",
+           "cache_dir_or_default", "default_cache_dir", "load_engine", "load_spec", "probe", "weights_hash"]

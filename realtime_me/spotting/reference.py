@@ -210,13 +210,13 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     late = np.nonzero(dt[s0:] > cfg_f[CF_MAX_MICRO_S])[0]
     if len(back) and (not len(late) or back[0] < late[0]):
         q = s0 + back[0]
-        grows = [strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e[i], 1.0)
-                 for x in later[q + 1:]]
-        if not final and c_end - start < cfg_i[CI_MAX_ACTIVE] and any(grows):
+        if not final and c_end - start < cfg_i[CI_MAX_ACTIVE] and any(
+                strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e[i], 1.0)
+                for x in later[q + 1:]):
             st_i[SI_STATE] = ACTIVE             # the leading edge of a larger movement: not over
             st_i[SI_BELOW] = 0
             return ST_NONE
-        return emit(int(later[s0 + back[0]]), index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta,
+        return emit(int(later[q]), index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta,
                     base, apex_shape, st_i, st_f, out)
     if float(e[i]) < cfg_f[CF_MACRO_MIN]:
         set_onset(on, meta, st_i, st_f)
