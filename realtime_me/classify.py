@@ -81,12 +81,16 @@ class Classifier:
 
     def inputs(self, onset: AlignedFace, apex: AlignedFace) -> dict[str, np.ndarray]:
         """Batch-of-one engine inputs (only the tensors this model takes)."""
-        mi = make_inputs(onset.crop, apex.crop, self.apex_size)
+        mi = make_inputs(onset, apex, self.apex_size)  # faces, so the apex is re-framed by the onset's transform
         tensors = {"flow": mi.flow, "apex": mi.apex}
         return {n: tensors[n][None] for n in self.engine.input_names}
 
     def classify(self, window: Window, onset: AlignedFace, apex: AlignedFace) -> Event:
-        out = self.engine.run(self.inputs(onset, apex))
+        return self.to_event(window, self.engine.run(self.inputs(onset, apex)))
+
+    def to_event(self, window: Window, out: dict[str, np.ndarray]) -> Event:
+        """The engine's outputs for one onset/apex pair -> Event (apart from ``classify`` so a
+        caller that also reports every AU's probability runs the engine once)."""
         probs = softmax(out["logits"][0].astype(np.float64))
         best = int(probs.argmax())
         aus = {}

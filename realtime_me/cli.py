@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("realtime_me.training", "evaluate saved weights on a folder in the composite layout"),
     "export": ("realtime_me.export", "build ONNX / TensorRT engines or a Triton model repository"),
     "serve": ("realtime_me.serve", "start the Gradio browser demo"),
+    "recognise": ("realtime_me.recognise", "recognise pre-segmented micro-expression samples (frames, video or a dataset list)"),
 }
 
 

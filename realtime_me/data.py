@@ -69,6 +69,11 @@ def _parse_aus(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def parse_aus(text: str) -> tuple[str, ...]:
+    """Coders' AU string ("4+7+L10") -> ("AU4", "AU7", "AU10"); the one parser for every sample list."""
+    return _parse_aus(text)
+
+
 def read_labels(data_dir: str | Path) -> list[SampleRow]:
     """Parse ``labels.csv``; missing columns or bad labels are a UserError naming the line."""
     path = Path(data_dir) / "labels.csv"

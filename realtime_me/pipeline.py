@@ -42,12 +42,14 @@ EventSink = Callable[[Event], None]
 @dataclass
 class PipelineConfig:
     buffer_seconds: float = 2.0      # frame ring capacity
+    buffer_max_mb: int = 256         # ... capped in memory, so a 1000 fps source cannot take gigabytes
     history_seconds: float = 2.0     # aligned faces kept for classifying a window after its offset
     motion_seconds: float = 10.0     # motion samples kept for live plots
     align_size: int = 224
     classify: bool = True            # False: every event is reported "unclassified"
     weights: str | None = None       # None: the shipped models/medn
     backend: str = "auto"
+    cache_dir: str | None = None     # engine cache (ONNX, TensorRT plans); None: engines.default_cache_dir()
     sensitivity: float | None = None  # the spotter's one knob; None: its default
     classify_queue: int = 16
     motion_queue: int = 8            # aligned faces waiting for the motion thread
@@ -89,6 +91,7 @@ class Pipeline:
         self._lost_since: tuple[int, float] | None = None
         self._next_index = 0
         self._stop = threading.Event()
+        self._failed_sinks: set[int] = set()
         self.error: BaseException | None = None
 
     # ----------------------------------------------------------------- set-up
@@ -97,7 +100,7 @@ class Pipeline:
         from .engines import load_engine
 
         weights = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
-        engine = load_engine(weights, backend=self.config.backend)
+        engine = load_engine(weights, backend=self.config.backend, cache_dir=self.config.cache_dir)
         return Classifier(engine)
 
     def _make_spotter(self, fps: float):
@@ -127,7 +130,7 @@ class Pipeline:
         self.stats = Stats()
         self.events = []
         self._stop.clear()
-        self._ring = FrameRing.for_seconds(self.config.buffer_seconds, self._fps)
+        self._ring = FrameRing.for_seconds(self.config.buffer_seconds, self._fps, self.config.buffer_max_mb << 20)
         self._classify_q = queue.Queue(maxsize=self.config.classify_queue)
         self._motion_q = queue.Queue(maxsize=self.config.motion_queue)
         self._history = deque(maxlen=max(2, int(self.config.history_seconds * self._fps)))
@@ -361,8 +364,14 @@ class Pipeline:
         for sink in self.sinks:
             try:
                 sink(event)
-            except Exception:  # noqa: BLE001 - a broken sink must not stop the pipeline
-                log.exception("event sink %r failed", sink)
+            except Exception as e:  # noqa: BLE001 - a broken sink must not stop the pipeline
+                self._sink_failed(sink, e)
+
+    def _sink_failed(self, sink: EventSink, e: Exception) -> None:
+        """Said once per sink, in one line: a full disk must not print a traceback per event."""
+        if id(sink) not in self._failed_sinks:
+            self._failed_sinks.add(id(sink))
+            log.error("event sink %r failed (reported once; the run goes on): %s", sink, e)
 
     # --------------------------------------------------------------- for UIs
     def snapshot(self, stats: bool = True) -> dict:

@@ -1,6 +1,6 @@
 """One preprocessing for training and live use: aligned face crops -> model inputs.
 
-``make_inputs(onset_crop, apex_crop)`` (live) and ``sample_inputs(apex_jpg, flow_png)``
+``make_inputs(onset, apex)`` (live) and ``sample_inputs(apex_jpg, flow_png)``
 (composite dataset) return the same ``ModelInputs``: ``flow`` (3,28,28) float32,
 channels (u, v, optical strain), each min-max scaled per image to 0..1 and
 quantised to 1/255 steps like the published PNGs; ``apex`` (1,S,S) float32, the
@@ -15,23 +15,32 @@ Published flow images (STSTNet/HTNet release), checked on the 397 PNGs:
   the image-left cheek, > 0 on the right.
 * Every channel has min exactly 0 and max exactly 255, so the min-max scaling
   happened after resizing to 28x28; we do the same.
-* Framing: the brows (AU1+2 v minimum) sit at row 3, the mouth corners (AU12)
-  at row ~18 and the AU4 midline at column ~13 of 28, versus rows 4.4 / 20.5 of
-  our 224 template; a least-squares fit says the flow images cover the template
-  square ``FLOW_BOX`` = (x0=-2, y0=10, side=241) px, so the live path warps that
-  box (border replicated) before computing the flow.
+* Framing: the brows (AU1+2 v minimum) sit at row 3 and the mouth corners
+  (AU12) at row ~18 of 28. ``FLOW_BOX`` is the square of the 224 template the
+  flow images cover, (x0=6, y0=20, side=216) px: the box whose flow correlates
+  best with the published images of the six real clips in
+  ``../shared/data/realclips`` (benchmarks/flow_match.py; held out one clip at a
+  time the chosen box moves by <= 8 px). It is warped with replicated borders.
+* One crop for both frames: the databases cut one fixed face box per clip, so
+  the published flow holds the face's motion and nothing else. Aligning onset
+  and apex each by its own landmarks adds the landmark jitter between them (a
+  1-2 px similarity) to the flow, and after per-image min-max scaling it
+  dominates u and v. Given the two ``AlignedFace`` objects, ``make_inputs``
+  therefore re-frames the apex with the onset's transform before the flow.
+* Strain is computed from the 28x28 flow (as the published strain channel
+  evidently was: it correlates better with that than with strain computed at
+  the working size and then downscaled).
 
 Live flow: OpenCV TV-L1 (cv2.optflow) on the grayscale box downscaled to 112x112,
 with 3 scales, 2 warps, 10 inner / 3 outer iterations, epsilon 0.02: ~35 ms per
-pair on one core versus ~260 ms with the defaults, and its 28x28 v field
-correlates 0.99 with the defaults' on a synthetic brow raise (u, carrying only
-noise there, less). Strain is sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) from
-central differences, as in STSTNet.
+pair on one core versus ~260 ms with the defaults, with the same correlation to
+the published images (defaults or a larger working size do not raise it).
+Strain is sqrt(u_x^2 + v_y^2 + (u_y + v_x)^2 / 2) from central differences, as
+in STSTNet.
 
-What differs from the published images: they come from the databases' real
-onset/apex frames, face crops and (probably) default TV-L1 settings at a
-larger size; we only have their apex crops, so our live flow matches their
-format, channel order, sign convention and framing, not bit-for-bit values.
+What differs from the published images: they come from the databases' own face
+crops at their own resolution; we match their format, channel order, sign
+convention, framing and fixed-crop flow, not bit-for-bit values.
 Per-image min-max scaling stretches pure noise to the full 0..1 range, so the
 classifier must only see windows the spotter accepted: on a still face its
 output is meaningless.
@@ -43,12 +52,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-PREPROCESS_VERSION = 1
+from .types import AlignedFace
+
+PREPROCESS_VERSION = 2
 FLOW_SIZE = 28
 APEX_SIZE = 56
 TEMPLATE = 224
 #: (x0, y0, side) of the published flow images' framing, in 224-template pixels.
-FLOW_BOX = (-2.0, 10.0, 241.0)
+FLOW_BOX = (6.0, 20.0, 216.0)
 FLOW_WORK_SIZE = 112
 TVL1 = dict(scales=3, warps=2, inner=10, outer=3, epsilon=0.02)
 
@@ -117,19 +128,41 @@ def optical_strain(flow: np.ndarray) -> np.ndarray:
 
 
 def flow_image(onset_crop: np.ndarray, apex_crop: np.ndarray) -> np.ndarray:
-    """(28,28,3) float32 (u, v, strain) in 0..1 from two aligned crops, like the published PNGs."""
+    """(28,28,3) float32 (u, v, strain) in 0..1 from two crops in the same framing, like the published PNGs."""
     _check_crop("onset_crop", onset_crop)
     _check_crop("apex_crop", apex_crop)
     if onset_crop.shape[:2] != apex_crop.shape[:2]:
         raise ValueError(f"onset and apex crops differ in size: {onset_crop.shape} vs {apex_crop.shape}")
     f = tvl1_flow(_flow_box(onset_crop), _flow_box(apex_crop))
-    chans = np.dstack([f, optical_strain(f)]).astype(np.float32)
-    return minmax_quantise(cv2.resize(chans, (FLOW_SIZE, FLOW_SIZE), interpolation=cv2.INTER_AREA))
+    f = cv2.resize(f, (FLOW_SIZE, FLOW_SIZE), interpolation=cv2.INTER_AREA)
+    return minmax_quantise(np.dstack([f, optical_strain(f)]).astype(np.float32))
 
 
-def make_inputs(onset_crop: np.ndarray, apex_crop: np.ndarray, apex_size: int = APEX_SIZE) -> ModelInputs:
-    """Live path: aligned onset and apex crops (BGR uint8, from ``alignment.align``) -> model inputs."""
-    flow = flow_image(onset_crop, apex_crop)
+def in_onset_frame(onset: AlignedFace, apex: AlignedFace) -> np.ndarray:
+    """The apex crop re-warped with the onset's frame->crop transform (one fixed crop for
+    both frames, as the databases cut them): the flow then carries no alignment jitter."""
+    a0 = np.vstack([np.asarray(onset.matrix, np.float64), [0, 0, 1]])
+    a1 = np.vstack([np.asarray(apex.matrix, np.float64), [0, 0, 1]])
+    rel = (a0 @ np.linalg.inv(a1))[:2]
+    h, w = onset.crop.shape[:2]
+    return cv2.warpAffine(apex.crop, rel, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def make_inputs(onset: AlignedFace | np.ndarray, apex: AlignedFace | np.ndarray,
+                apex_size: int = APEX_SIZE) -> ModelInputs:
+    """Live path: onset and apex faces -> model inputs.
+
+    Give the two ``AlignedFace`` objects (from ``alignment.align``): the flow is then
+    computed on the apex re-framed by the onset's transform (see the module docstring),
+    the apex branch gets the apex's own aligned crop. Bare crops (BGR uint8) are taken
+    as already in one framing.
+    """
+    if isinstance(onset, AlignedFace) and isinstance(apex, AlignedFace):
+        onset_crop, apex_crop, flow_apex = onset.crop, apex.crop, in_onset_frame(onset, apex)
+    else:
+        onset_crop = onset.crop if isinstance(onset, AlignedFace) else onset
+        apex_crop = flow_apex = apex.crop if isinstance(apex, AlignedFace) else apex
+    flow = flow_image(onset_crop, flow_apex)
     return ModelInputs(np.ascontiguousarray(flow.transpose(2, 0, 1)), normalise_apex(apex_crop, apex_size))
 
 

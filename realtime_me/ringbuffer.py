@@ -3,7 +3,11 @@
 Live sources must never wait for processing: when the ring is full the oldest
 unread frame is overwritten and counted as dropped, so memory stays fixed and the
 pipeline always works on recent frames. File sources analysed offline ask for
-back-pressure instead (``put(..., block=True)``) and lose nothing.
+back-pressure instead (``put(..., block=True)``) and lose nothing, even when the
+frame size changes (the writer waits for the ring to drain before re-allocating).
+
+Capacity is seconds x fps, capped by ``max_bytes`` once the frame size is known, so a
+1000 fps source cannot make the ring take gigabytes.
 
 Slots are written and read under one lock, so a reader never sees a
 half-written frame; a 640x480 copy takes ~0.1 ms, well below a frame period.
@@ -18,11 +22,17 @@ import numpy as np
 from .types import Frame
 
 
+#: default memory cap of the ring's image storage
+MAX_BYTES = 256 * 1024 * 1024
+
+
 class FrameRing:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int | None = MAX_BYTES) -> None:
         if capacity < 2:
             raise ValueError("ring capacity must be at least 2 frames")
+        self.requested = capacity
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._images: np.ndarray | None = None
         self._index = np.zeros(capacity, dtype=np.int64)
         self._t = np.zeros(capacity, dtype=np.float64)
@@ -35,8 +45,8 @@ class FrameRing:
         self.dropped = 0
 
     @classmethod
-    def for_seconds(cls, seconds: float, fps: float) -> "FrameRing":
-        return cls(max(2, int(np.ceil(seconds * fps))))
+    def for_seconds(cls, seconds: float, fps: float, max_bytes: int | None = MAX_BYTES) -> "FrameRing":
+        return cls(max(2, int(np.ceil(seconds * fps))), max_bytes)
 
     def __len__(self) -> int:
         with self._cond:
@@ -46,19 +56,38 @@ class FrameRing:
     def closed(self) -> bool:
         return self._closed
 
+    def _fits(self, image: np.ndarray) -> bool:
+        return self._images is not None and self._images.shape[1:] == image.shape and self._images.dtype == image.dtype
+
+    def _room_for(self, image: np.ndarray) -> bool:
+        """Blocking writers wait for this: a free slot, or (new frame size) an empty ring."""
+        if self._fits(image):
+            return self._head - self._tail < self.capacity
+        return self._head == self._tail
+
     def _ensure_storage(self, image: np.ndarray) -> None:
-        if self._images is None or self._images.shape[1:] != image.shape:
-            # First frame, or the source changed resolution: unread frames of the old
-            # size are dropped (and counted) rather than resized behind the reader's back.
-            self.dropped += self._head - self._tail
-            self._tail = self._head
-            self._images = np.empty((self.capacity, *image.shape), dtype=image.dtype)
+        if self._fits(image):
+            return
+        # First frame, or the source changed resolution. A blocking writer gets here with
+        # the ring drained; a live one drops (and counts) the unread frames of the old size
+        # rather than have them resized behind the reader's back.
+        self.dropped += self._head - self._tail
+        self._tail = self._head
+        slots = self.requested
+        if self.max_bytes is not None:
+            slots = min(slots, max(2, self.max_bytes // max(1, image.nbytes)))
+        self._images = None  # free the old storage before taking the new
+        self._images = np.empty((slots, *image.shape), dtype=image.dtype)
+        self.capacity = slots
+        self._index = np.zeros(slots, dtype=np.int64)
+        self._t = np.zeros(slots, dtype=np.float64)
+        self._arrival = np.zeros(slots, dtype=np.float64)
 
     def put(self, frame: Frame, block: bool = False, timeout: float | None = None) -> bool:
         """Store a copy of ``frame``. Returns False if the ring is closed (or timed out)."""
         with self._cond:
             if block:
-                ok = self._cond.wait_for(lambda: self._closed or self._head - self._tail < self.capacity, timeout)
+                ok = self._cond.wait_for(lambda: self._closed or self._room_for(frame.image), timeout)
                 if not ok:
                     return False
             if self._closed:

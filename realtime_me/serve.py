@@ -3,7 +3,8 @@
 Browsers only give a page the camera on https:// or http://localhost, so the default
 (127.0.0.1, open http://localhost:PORT) works on this machine; ``--share`` makes a public
 https link through Gradio's tunnel, ``--host 0.0.0.0`` listens on the network (cameras then
-need https in front). Both are opt-in because anyone with the address can use the demo.
+need https in front). Both are opt-in, and both then require an access key: the printed
+link carries it (``?key=``), and every request or socket without it is turned away.
 """
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     net.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     net.add_argument("--share", action="store_true", help="also open a public https link via Gradio's share tunnel")
     net.add_argument("--max-upload-mb", type=float, default=200.0, help="largest video upload accepted (default 200 MB)")
+    net.add_argument("--key", help="access key the demo asks of every client (default: none on 127.0.0.1; "
+                                   "a random one, printed in the link, with --share or a network --host)")
+    net.add_argument("--max-sessions", type=int, default=4,
+                     help="browser sessions open at once; one more is told the server is busy (default 4)")
+    net.add_argument("--idle-timeout", type=float, default=120.0, metavar="S",
+                     help="close a session not heard from for S seconds while idle (default 120)")
     model = p.add_argument_group("model (each browser session may change these in Settings)")
     add_model_options(model)
 
@@ -46,19 +53,43 @@ def check(args: argparse.Namespace) -> None:
         raise UserError(f"--sensitivity must be > 0, got {args.sensitivity}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0..65535, got {args.port}")
+    if not 1 <= args.max_sessions <= 64:
+        raise UserError(f"--max-sessions must be in 1..64, got {args.max_sessions}")
+    if not 5 <= args.idle_timeout <= 86400:
+        raise UserError(f"--idle-timeout must be 5..86400 seconds, got {args.idle_timeout}")
+    if args.key is not None and (len(args.key) < 8 or not all(c.isalnum() or c in "-_" for c in args.key)):
+        raise UserError("--key must be at least 8 letters, digits, '-' or '_'")
 
 
-def make_server(args: argparse.Namespace):
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def access_key(args: argparse.Namespace, host: str) -> str | None:
+    """The key clients must present: given, or made up when the demo is reachable from elsewhere."""
+    if args.key:
+        return args.key
+    if args.share or not is_loopback(host):
+        from .web.access import new_key
+
+        return new_key()
+    return None
+
+
+def make_server(args: argparse.Namespace, key: str | None = None):
     """A uvicorn server for the demo app (not started) and the app."""
     import uvicorn
 
     from .web import ServeConfig, build_app
+    from .web.stream import MAX_MESSAGE_BYTES
 
     cfg = ServeConfig(pipeline=PipelineConfig(classify=not args.no_classify, weights=args.weights,
-                                              backend=args.backend, sensitivity=args.sensitivity),
-                      max_upload_mb=args.max_upload_mb)
+                                              backend=args.backend, sensitivity=args.sensitivity,
+                                              cache_dir=args.cache_dir),
+                      max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions,
+                      idle_timeout_s=args.idle_timeout, access_key=key)
     app = build_app(cfg)
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=16 * 1024 * 1024, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES + 1024, timeout_graceful_shutdown=5)
     return uvicorn.Server(config), app
 
 
@@ -82,17 +113,19 @@ def run(args: argparse.Namespace) -> int:
     sock = bind(args.host, args.port)
     try:
         host, port = sock.getsockname()[:2]
-        server, _app = make_server(args)
+        key = access_key(args, host)
+        server, _app = make_server(args, key)
         shown = "localhost" if host in ("127.0.0.1", "::1") else host
-        print(f"realtime-me demo: http://{shown}:{port}  (Ctrl-C to stop)", file=sys.stderr)
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            print("note: listening beyond this machine; browsers allow the camera only over https or on localhost",
-                  file=sys.stderr)
+        suffix = f"/?key={key}" if key else ""
+        print(f"realtime-me demo: http://{shown}:{port}{suffix}  (Ctrl-C to stop)", file=sys.stderr)
+        if not is_loopback(host):
+            print("note: listening beyond this machine; browsers allow the camera only over https or on localhost. "
+                  "Only clients that present the key in this link get in.", file=sys.stderr)
         if args.share:
             url = _share(host, port)
             if url:
-                print(f"public link: {url.replace('http://', 'https://', 1)}  (anyone with it can use the demo)",
-                      file=sys.stderr)
+                print(f"public link: {url.replace('http://', 'https://', 1).rstrip('/')}{suffix}  "
+                      "(anyone with the whole link can use the demo)", file=sys.stderr)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -7,6 +7,8 @@ fast it is read.
 
 ``live`` sources must not be slowed down by processing (the ring drops their
 oldest frames instead); the others are read with back-pressure and lose nothing.
+Files never lose a frame to a size change either: a frame whose size differs from
+the first is letterboxed to the first one's size (and counted in ``end_notes``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,26 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
+#: accepted --fps: beyond 1000 fps the buffers (seconds x fps) stop being sane
+FPS_RANGE = (1.0, 1000.0)
+#: accepted --width/--height
+SIZE_RANGE = (16, 8192)
+
+
+def check_fps(fps: float, what: str = "--fps") -> float:
+    """A frame rate the pipeline can buffer, or one clear error (nan, inf, 0, negative, 1e6)."""
+    lo, hi = FPS_RANGE
+    if not lo <= fps <= hi:  # also false for nan
+        raise UserError(f"{what} must be a frame rate from {lo:g} to {hi:g}, got {fps:g}")
+    return float(fps)
+
+
+def check_size(value: int, what: str) -> int:
+    lo, hi = SIZE_RANGE
+    if not lo <= value <= hi:
+        raise UserError(f"{what} must be from {lo} to {hi} pixels, got {value}")
+    return value
+
 
 @dataclass
 class SourceInfo:
@@ -46,6 +68,8 @@ class Source:
 
     info: SourceInfo
     end_reason: str = "end of input"
+    #: what the source had to do while reading (skipped or resized frames), known at the end
+    end_notes: tuple[str, ...] = ()
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -58,6 +82,32 @@ class Source:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _SameSize:
+    """Letterboxes frames whose size differs from the first one's, and counts them:
+    a file source must not lose frames to a size change (the ring would drop them)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.count = 0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if (w, h) == (self.width, self.height):
+            return image
+        self.count += 1
+        scale = min(self.width / w, self.height / h)
+        nw, nh = max(1, min(self.width, round(w * scale))), max(1, min(self.height, round(h * scale)))
+        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        top, left = (self.height - nh) // 2, (self.width - nw) // 2
+        return cv2.copyMakeBorder(small, top, self.height - nh - top, left, self.width - nw - left, cv2.BORDER_CONSTANT)
+
+    def note(self, what: str = "frames") -> list[str]:
+        if not self.count:
+            return []
+        return [f"{self.count} {what} of another size letterboxed to the first one's "
+                f"{self.width}x{self.height} (none dropped)"]
 
 
 class CameraSource(Source):
@@ -81,6 +131,8 @@ class CameraSource(Source):
             self.cap.release()
             raise UserError(f"camera {index} opened but delivered no frame")
         real_fps = self.cap.get(cv2.CAP_PROP_FPS) or fps
+        if not FPS_RANGE[0] <= real_fps <= FPS_RANGE[1]:  # drivers report 0, nan or nonsense; buffers are sized by it
+            real_fps = fps
         h, w = first.shape[:2]
         self.info = SourceInfo(f"camera {index}", float(real_fps), w, h, live=True)
         if (w, h) != (width, height) or abs(real_fps - fps) > 0.5:
@@ -113,6 +165,8 @@ class VideoSource(Source):
 
     def __init__(self, path: str | Path, realtime: bool = True) -> None:
         path = Path(path)
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, not a video file (for an image sequence: --frames {path} --fps F)")
         if not path.is_file():
             raise UserError(f"no such video file: {path}")
         self.cap = cv2.VideoCapture(str(path))
@@ -132,6 +186,7 @@ class VideoSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         fps = self.info.fps
+        same_size = _SameSize(self.info.width, self.info.height)
         start = time.perf_counter()
         index, image = 0, self._first
         while image is not None:
@@ -139,11 +194,12 @@ class VideoSource(Source):
                 delay = start + index / fps - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(index, index / fps, image)
+            yield Frame(index, index / fps, same_size(image))
             index += 1
             ok, image = self.cap.read()
             if not ok:
                 image = None
+        self.end_notes = tuple(same_size.note("frames"))
         expected = self.info.n_frames
         # Containers often over-count by a few frames; a real truncation loses more.
         if expected and index < 0.95 * expected:
@@ -158,40 +214,57 @@ def _natural_key(p: Path):
 
 
 class FrameFolderSource(Source):
-    """A folder of numbered images (e.g. a 200 fps research clip), at ``fps``."""
+    """A folder of numbered images (e.g. a 200 fps research clip), at ``fps``.
 
-    def __init__(self, folder: str | Path, fps: float, realtime: bool = False) -> None:
+    One rule for unreadable images wherever they are, first or middle: skipped (their
+    index and time stay reserved, so timing holds) and counted in ``end_notes``; only
+    a folder with no readable image at all is refused."""
+
+    def __init__(self, folder: str | Path, fps: float | None, realtime: bool = False) -> None:
         folder = Path(folder)
+        if folder.is_file():
+            raise UserError(f"{folder} is a file, not a folder of images (for a video file: --video {folder})")
         if not folder.is_dir():
             raise UserError(f"no such folder: {folder}")
-        if not fps or fps <= 0:
+        if fps is None:
             raise UserError("an image sequence needs its frame rate: pass --fps F (e.g. --fps 200)")
+        fps = check_fps(fps)
         self.paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not self.paths:
             raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-        first = cv2.imread(str(self.paths[0]))
+        first = self._first_readable()
         if first is None:
-            raise UserError(f"cannot read image {self.paths[0]}")
+            raise UserError(f"none of the {len(self.paths)} images in {folder} can be read (corrupt, or not images)")
         h, w = first.shape[:2]
         self.realtime = realtime
-        self.info = SourceInfo(str(folder), float(fps), w, h, live=realtime, n_frames=len(self.paths))
+        self.info = SourceInfo(str(folder), fps, w, h, live=realtime, n_frames=len(self.paths))
+
+    def _first_readable(self) -> np.ndarray | None:
+        for path in self.paths:
+            image = cv2.imread(str(path))
+            if image is not None:
+                return image
+        return None
 
     def frames(self) -> Iterator[Frame]:
+        same_size = _SameSize(self.info.width, self.info.height)
         start = time.perf_counter()
-        skipped = 0
+        skipped: list[Path] = []
         for index, path in enumerate(self.paths):
             image = cv2.imread(str(path))
             if image is None:
-                skipped += 1
-                log.warning("skipping unreadable image %s", path)
+                skipped.append(path)
+                log.debug("skipping unreadable image %s", path)
                 continue
             if self.realtime:
                 delay = start + index / self.info.fps - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(index, index / self.info.fps, image)
+            yield Frame(index, index / self.info.fps, same_size(image))
+        notes = same_size.note("images")
         if skipped:
-            self.end_reason = f"end of input ({skipped} unreadable images skipped)"
+            notes.insert(0, f"{len(skipped)} unreadable images skipped (first: {skipped[0].name})")
+        self.end_notes = tuple(notes)
 
 
 class DemoSource(Source):
@@ -227,28 +300,46 @@ def open_source(
     frames: str | None = None,
     demo: bool = False,
     fps: float | None = None,
-    width: int = 640,
-    height: int = 480,
+    width: int | None = None,
+    height: int | None = None,
     realtime: bool = True,
     seed: int = 7,
 ) -> Source:
-    """Open exactly one source from the CLI's options."""
+    """Open exactly one source from the CLI's options (``None``: not given)."""
     chosen = [name for name, v in (("--camera", camera is not None), ("--video", video), ("--frames", frames),
                                    ("--demo", demo)) if v]
     if len(chosen) > 1:
         raise UserError(f"pick one source, not {' and '.join(chosen)}")
+    _check_flags(chosen[0] if chosen else "--camera", fps, width, height)
     if camera is not None:
-        return CameraSource(camera, width, height, fps or 30.0)
+        return CameraSource(camera, width or 640, height or 480, fps or 30.0)
     if video:
         return VideoSource(video, realtime=realtime)
     if frames:
-        return FrameFolderSource(frames, fps or 0.0, realtime=False)
+        return FrameFolderSource(frames, fps, realtime=False)
     if demo:
         return DemoSource(seed=seed, fps=fps or 30.0, realtime=realtime)
     try:  # no source given: the default camera, as a webcam user expects
-        return CameraSource(0, width, height, fps or 30.0)
+        return CameraSource(0, width or 640, height or 480, fps or 30.0)
     except UserError:
         raise UserError(
             "no source given and no camera 0 on this machine: pass --camera N for another webcam, "
             "--video PATH for a file, --frames DIR --fps F for an image sequence, or --demo for the built-in clip"
         ) from None
+
+
+def _check_flags(source: str, fps: float | None, width: int | None, height: int | None) -> None:
+    """Refuse a flag the chosen source would ignore, and out-of-range numbers, in one line."""
+    ignored = [flag for flag, v, used_by in (("--fps", fps, ("--camera", "--frames", "--demo")),
+                                            ("--width", width, ("--camera",)), ("--height", height, ("--camera",)))
+               if v is not None and source not in used_by]
+    if ignored:
+        why = "a video has its own frame rate and size" if source == "--video" else "only a camera is asked for a size"
+        one = len(ignored) == 1
+        raise UserError(f"{' and '.join(ignored)} {'does' if one else 'do'} not apply to {source} ({why}); "
+                        f"drop {'it' if one else 'them'}")
+    if fps is not None:
+        check_fps(fps)
+    for flag, v in (("--width", width), ("--height", height)):
+        if v is not None:
+            check_size(v, flag)

@@ -280,6 +280,127 @@ def test_explicit_tensorrt_without_a_gpu_is_a_clear_user_error(built_weights, ca
         load_engine(built_weights, "tensorrt", cache_dir=cache_dir)
 
 
+# ------------------------------------------------------------------ broken / unwritable caches
+
+
+@pytest.fixture
+def fresh_cache_state(monkeypatch):
+    """Forget which cache folders this process already reported unwritable."""
+    monkeypatch.setattr(cache_mod, "_UNWRITABLE", {})
+
+
+def _break_cached_onnx(path: Path, how: str) -> None:
+    """Damage a cached ONNX and re-record its hash, so the sidecar check alone cannot tell."""
+    key = json.loads(path.with_suffix(".json").read_text())["key"]
+    if how == "garbage":
+        data = b"\x08\x07garbage, not a protobuf" * 10
+    else:  # parses, names the right tensors, but a node reads a tensor that is not there
+        m = onnx.load(str(path))
+        del m.graph.initializer[:]
+        data = m.SerializeToString()
+    cache_mod.write_recorded(path, data, key)
+
+
+@pytest.mark.parametrize("how", ["garbage", "missing_initializers"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+def test_a_cached_onnx_that_cannot_be_loaded_is_exported_again(built_weights, tmp_path, caplog, how, backend):
+    first = load_engine(built_weights, "onnxruntime", cache_dir=tmp_path, warmup=False)
+    good = first.run(first.spec.example_batch(2))
+    path = first.onnx_path
+    _break_cached_onnx(path, how)
+    with caplog.at_level(logging.WARNING):
+        engine = load_engine(built_weights, backend, cache_dir=tmp_path)
+    assert engine.name == "onnxruntime"  # auto did not fall back to torch over a repairable cache
+    assert "exporting" in caplog.text and "again" in caplog.text
+    np.testing.assert_allclose(engine.run(engine.spec.example_batch(2))["logits"], good["logits"], atol=1e-5)
+    assert engine.onnx_path == path
+    onnx.checker.check_model(onnx.load(str(path)))  # repaired on disk: the next run loads it directly
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_engine(built_weights, "onnxruntime", cache_dir=tmp_path, warmup=False)
+    assert "again" not in caplog.text
+
+
+def test_an_onnx_file_given_explicitly_that_cannot_load_is_a_user_error(built_weights, tmp_path):
+    from realtime_me.engines.ort_engine import OrtEngine
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    spec, _ = load_spec(built_weights)
+    with pytest.raises(UserError, match="bad.onnx: onnxruntime cannot load it"):
+        OrtEngine(spec, onnx_path=bad, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("where", ["proc", "file_in_the_way"])
+def test_an_unwritable_cache_warns_once_and_the_run_goes_on(built_weights, tmp_path, caplog, monkeypatch,
+                                                             fresh_cache_state, where):
+    if where == "proc":
+        cache = Path("/proc/realtime-me-test") / tmp_path.name
+    else:
+        (tmp_path / "blocker").write_text("a file where the cache folder should be")
+        cache = tmp_path / "blocker" / "engines"
+    with caplog.at_level(logging.WARNING):
+        engine = load_engine(built_weights, "onnxruntime", cache_dir=cache)
+    warnings_ = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings_) == 1 and "cannot be written" in warnings_[0].getMessage()
+    assert str(cache) in warnings_[0].getMessage()
+    assert engine.onnx_path.is_file() and not engine.onnx_path.is_relative_to(cache)
+    assert engine.run(engine.spec.example_batch(1))["logits"].shape == (1, 3)
+
+    # Later loads in this run reuse the temporary export, without a second warning.
+    monkeypatch.setattr(onnx_export, "export_bytes", lambda *a, **k: pytest.fail("exported twice"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = load_engine(built_weights, "onnxruntime", cache_dir=cache)
+    assert again.onnx_path == engine.onnx_path and not caplog.records
+
+
+def test_a_read_only_cache_is_still_read(built_weights, tmp_path, monkeypatch, fresh_cache_state):
+    """A cache prepared ahead (``realtime-me export``) and mounted read-only: its files are used."""
+    spec, model = load_spec(built_weights)
+    art = cached_onnx(spec, tmp_path, "fp32", model=model)
+    monkeypatch.setattr(onnx_export, "export_bytes", lambda *a, **k: pytest.fail("should use the cached file"))
+    monkeypatch.setattr(cache_mod, "write_recorded", lambda *a, **k: pytest.fail("nothing to write"))
+    assert cached_onnx(spec, tmp_path, "fp32", model=model).path == art.path
+
+
+def test_a_plan_cache_that_cannot_be_written_keeps_the_plan_for_this_run(tmp_path, caplog, fresh_cache_state):
+    (tmp_path / "blocker").write_text("")
+    trt = FakeTRT()
+    cache = PlanCache(tmp_path / "blocker" / "plans")
+    with caplog.at_level(logging.WARNING):
+        e1 = cache.get_or_build(_key(), trt.build, trt.deserialize)
+        e2 = cache.get_or_build(_key(), trt.build, trt.deserialize)
+    assert e1 == e2 and trt.builds == 1
+    assert cache.stored_path(_key()).is_file() and "blocker" not in str(cache.stored_path(_key()))
+    assert sum("cannot be written" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_run_with_an_unwritable_cache_dir_goes_on(tmp_path):
+    """Through the CLI (its own process, as a user runs it): ``--cache-dir`` that cannot be
+    written is one warning line, and the demo runs on ONNX Runtime."""
+    import subprocess
+    import sys
+
+    cache = Path("/proc/realtime-me-test") / tmp_path.name
+    r = subprocess.run([sys.executable, "-m", "realtime_me.cli", "--demo", "--as-fast-as-possible", "--quiet",
+                        "--backend", "onnxruntime", "--cache-dir", str(cache)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "model: medn on onnxruntime" in r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "cannot be written" in ln]
+    assert len(said) == 1 and str(cache) in said[0], r.stderr
+
+
+def test_the_pipeline_builds_its_engine_in_the_cache_dir_it_is_given(tmp_path):
+    """``PipelineConfig.cache_dir`` (``--cache-dir`` of run and serve) reaches ``load_engine``."""
+    from realtime_me.pipeline import Pipeline, PipelineConfig
+
+    pipeline = Pipeline(PipelineConfig(backend="onnxruntime", cache_dir=str(tmp_path / "mine")))
+    assert pipeline.classifier.engine.onnx_path.parent == tmp_path / "mine" / "onnx"
+    assert list((tmp_path / "mine" / "onnx").glob("medn-*-fp32.onnx"))
+
+
 # ------------------------------------------------------------------ plan cache
 
 

@@ -1,7 +1,9 @@
 """The browser demo's server side, without a browser: the frame socket, session isolation,
 cleanup, the upload limit, video analysis and the ``serve`` command's options."""
 import json
+import shutil
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +16,9 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 import gradio as gr  # noqa: E402
 from realtime_me.cli import main  # noqa: E402
 from realtime_me.pipeline import PipelineConfig  # noqa: E402
-from realtime_me.web import ServeConfig, build_app  # noqa: E402
+from realtime_me.errors import UserError  # noqa: E402
+from realtime_me.web import ServeConfig, SessionRegistry, build_app  # noqa: E402
+from realtime_me.web.sessions import ServerBusy  # noqa: E402
 from realtime_me.web.stream import (CLOSE_UNKNOWN_SESSION, LinkStats, Stream, encode_frame,  # noqa: E402
                                     parse_frame)
 
@@ -174,21 +178,34 @@ def test_live_panels_follow_their_own_session(app):
 
 # --------------------------------------------------------------------------- uploads
 def test_upload_limit_rejects_oversized_file_with_clear_message(app, tmp_path):
-    big = tmp_path / "big.mp4"
+    from gradio.utils import get_upload_folder
+
+    uploads = Path(get_upload_folder()) / f"rtme-test-{tmp_path.name}"
+    uploads.mkdir(parents=True, exist_ok=True)
+    big = uploads / "big.mp4"
     big.write_bytes(b"\0" * (1024 * 1024 + 4096))
-    # Gradio's upload route (what the page uses) refuses it outright...
-    r = app.state.client.post("/gradio_api/upload", files={"files": ("big.mp4", big.read_bytes(), "video/mp4")})
-    assert r.status_code == 413 and "maximum allowed size" in r.text
-    # ...and the analysis handler says what the limit is if it is reached another way.
-    s = app.state.registry.open("hash-upload")
-    with pytest.raises(gr.Error) as e:
-        app.state.handlers.analyse_upload(str(big), s.token, progress=lambda *a, **k: None)
-    assert "1 MB upload limit" in str(e.value.message) and "big.mp4 is 1.0 MB" in str(e.value.message)
-    not_video = tmp_path / "notes.mp4"
-    not_video.write_text("this is not a video")
-    with pytest.raises(gr.Error, match="cannot read video"):
-        app.state.handlers.analyse_upload(str(not_video), s.token, progress=lambda *a, **k: None)
-    app.state.registry.close_hash("hash-upload")
+    try:
+        # Gradio's upload route (what the page uses) refuses it outright...
+        r = app.state.client.post("/gradio_api/upload", files={"files": ("big.mp4", big.read_bytes(), "video/mp4")})
+        assert r.status_code == 413 and "maximum allowed size" in r.text
+        # ...and the analysis handler says what the limit is if it is reached another way.
+        s = app.state.registry.open("hash-upload")
+        with pytest.raises(gr.Error) as e:
+            app.state.handlers.analyse_upload(str(big), s.token, progress=lambda *a, **k: None)
+        assert "1 MB upload limit" in str(e.value.message) and "big.mp4 is 1.0 MB" in str(e.value.message)
+        not_video = uploads / "notes.mp4"
+        not_video.write_text("this is not a video")
+        with pytest.raises(gr.Error, match="cannot read video notes.mp4") as e:
+            app.state.handlers.analyse_upload(str(not_video), s.token, progress=lambda *a, **k: None)
+        assert str(uploads) not in str(e.value.message)   # the server's paths stay on the server
+        # a file that was never uploaded is not analysed, whatever its name
+        elsewhere = tmp_path / "clip.mp4"
+        elsewhere.write_bytes(b"\0" * 10)
+        with pytest.raises(gr.Error, match="not uploaded to this server"):
+            app.state.handlers.analyse_upload(str(elsewhere), s.token, progress=lambda *a, **k: None)
+    finally:
+        shutil.rmtree(uploads, ignore_errors=True)
+        app.state.registry.close_hash("hash-upload")
 
 
 @pytest.mark.slow
@@ -249,3 +266,31 @@ def test_serve_defaults_to_localhost():
     serve.configure(p)
     args = p.parse_args([])
     assert args.host == "127.0.0.1" and not args.share and args.port == 7860
+
+
+def test_serve_asks_for_a_key_whenever_others_can_reach_it():
+    import argparse
+
+    from realtime_me import serve
+
+    p = argparse.ArgumentParser()
+    serve.configure(p)
+    assert serve.access_key(p.parse_args([]), "127.0.0.1") is None
+    net, shared = serve.access_key(p.parse_args([]), "0.0.0.0"), serve.access_key(p.parse_args(["--share"]), "127.0.0.1")
+    assert net and shared and net != shared and len(net) >= 20
+    assert serve.access_key(p.parse_args(["--key", "my-own-key-1"]), "0.0.0.0") == "my-own-key-1"
+    for bad in (["--max-sessions", "0"], ["--idle-timeout", "1"], ["--key", "short"], ["--key", "no spaces here"]):
+        with pytest.raises(UserError):
+            serve.check(p.parse_args(bad))
+
+
+def test_reaper_closes_idle_sessions_but_not_working_ones():
+    reg = SessionRegistry(ServeConfig(pipeline=PipelineConfig(classify=False), max_sessions=2, idle_timeout_s=60))
+    a, b = reg.open("idle"), reg.open("working")
+    with pytest.raises(ServerBusy, match="busy"):
+        reg.open("third")
+    with b.analysing():
+        assert reg.reap(now=time.monotonic() + 61) == ["idle"]
+    assert a.closed and not b.closed and reg.get(b.token) is b
+    assert reg.open("third") is not None            # the freed slot is taken again
+    reg.close_all()

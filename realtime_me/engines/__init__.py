@@ -106,8 +106,18 @@ def _output_shapes(model, card, example) -> dict[str, tuple[int, ...]]:
     return {n: tuple(t.shape[1:]) for n, t in zip(model.output_names, outs)}
 
 
-#: where shipped weights live in a source checkout (``models/`` beside the package)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "medn"
+def _shipped_weights(name: str = "medn") -> Path:
+    """The shipped weights: ``models/<name>`` of a source checkout (editable installs too: that
+    folder is the source of truth), else the copy a wheel installs as ``realtime_me/_models/<name>``."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "models" / name
+    if (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return package / "_models" / name
+
+
+#: the default model (MEDN), wherever this package was installed from
+DEFAULT_WEIGHTS = _shipped_weights()
 
 
 def default_cache_dir() -> Path:

@@ -11,18 +11,29 @@ and the plan's sha256. So:
 * a plan TensorRT refuses to deserialise -> rebuild, with a message;
 never a crash and never a stale engine. The build itself is a callable passed in,
 so this logic is tested without a GPU.
+
+A cache folder that cannot be written (``REALTIME_ME_ENGINES=/proc/x``, a read-only
+disk) is reported once and the run goes on: what it would have saved goes to a
+temporary folder of this process instead (``store_recorded``, ``write_target``),
+removed at exit, so the next run builds again. What it already holds is still read.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import platform
 import re
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
+
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +114,16 @@ class PlanCache:
         best = min(others, key=lambda s: s.count(" -> "))
         return f"cached plans were built for something else ({best})"
 
+    def stored_path(self, key: PlanKey) -> Path:
+        """Where this key's plan is: in the cache, or in this run's fallback folder if the
+        cache could not be written (``plan_path`` when neither holds it)."""
+        return next((p for p in read_candidates(self.dir, self.plan_path(key).name) if is_file(p)),
+                    self.plan_path(key))
+
     def load_bytes(self, key: PlanKey) -> bytes | None:
         """The plan's bytes if present and intact; None (after logging why) otherwise."""
-        path = self.plan_path(key)
-        if not path.is_file():
+        path = self.stored_path(key)
+        if not is_file(path):
             log.info("TensorRT plan %s: %s; building", path.name, self.explain_miss(key))
             return None
         data, why = read_recorded(path, key.to_dict())
@@ -115,8 +132,8 @@ class PlanCache:
         return data
 
     def store(self, key: PlanKey, plan: bytes) -> Path:
-        path = self.plan_path(key)
-        write_recorded(path, plan, key.to_dict())
+        """Save the plan; returns where it went (see ``store_recorded``)."""
+        path, _ = store_recorded(self.dir, self.plan_path(key).name, plan, key.to_dict())
         return path
 
     def get_or_build(self, key: PlanKey, build: Callable[[], bytes], deserialize: Callable[[bytes], T | None]) -> T:
@@ -153,12 +170,100 @@ def _short(v) -> str:
     return repr(v[:12] + "...") if isinstance(v, str) and len(v) > 24 else repr(v)
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()`` that answers False where the folder cannot even be searched."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+#: cache folders this process found unwritable -> why (each reported once)
+_UNWRITABLE: dict[Path, str] = {}
+_FALLBACK_ROOT: Path | None = None
+
+
+def _fallback_dir(cache_dir: Path) -> Path:
+    """This process's stand-in for ``cache_dir``: a temporary folder removed at exit."""
+    global _FALLBACK_ROOT
+    if _FALLBACK_ROOT is None:
+        _FALLBACK_ROOT = Path(tempfile.mkdtemp(prefix="realtime-me-engines-"))
+        atexit.register(shutil.rmtree, _FALLBACK_ROOT, ignore_errors=True)
+    return _FALLBACK_ROOT / hashlib.sha256(str(cache_dir).encode()).hexdigest()[:12]
+
+
+def _mark_unwritable(cache_dir: Path, err: OSError) -> None:
+    if cache_dir in _UNWRITABLE:
+        return
+    why = f"{err.strerror or err}" + (f": {err.filename}" if getattr(err, "filename", None) else "")
+    _UNWRITABLE[cache_dir] = why
+    log.warning("engine cache %s cannot be written (%s); this run keeps its engines in a temporary folder "
+                "and builds them again next time (use --cache-dir DIR or REALTIME_ME_ENGINES=DIR)", cache_dir, why)
+
+
+def _key_dir(cache_dir: str | Path) -> Path:
+    return Path(os.path.abspath(cache_dir))
+
+
+def read_candidates(cache_dir: str | Path, rel: str | Path) -> list[Path]:
+    """Where ``rel`` of this cache may be: in the cache, then in this run's fallback folder."""
+    d = _key_dir(cache_dir)
+    return [d / rel] + ([_fallback_dir(d) / rel] if d in _UNWRITABLE else [])
+
+
+def write_target(cache_dir: str | Path, rel: str | Path, folder: bool = False) -> Path:
+    """Where to write ``rel`` (a file, or a folder with ``folder=True``) of this cache: in it
+    if a file can be created there, else (reported once) in this run's fallback folder."""
+    d = _key_dir(cache_dir)
+    target = d / rel
+    if d not in _UNWRITABLE:
+        parent = target if folder else target.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+            return target
+        except OSError as e:
+            _mark_unwritable(d, e)
+    target = _fallback_dir(d) / rel
+    try:
+        (target if folder else target.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"engine cache {d} cannot be written ({_UNWRITABLE[d]}), nor a temporary folder "
+                        f"({e.strerror or e})") from None
+    return target
+
+
+def store_recorded(cache_dir: str | Path, rel: str | Path, data: bytes, key: dict) -> tuple[Path, str]:
+    """``write_recorded`` into ``cache_dir / rel``, or into the fallback folder when the cache
+    cannot be written (a full disk mid-write included); returns (path, sha256)."""
+    path = write_target(cache_dir, rel)
+    try:
+        return path, write_recorded(path, data, key)
+    except OSError as e:
+        d = _key_dir(cache_dir)
+        if d in _UNWRITABLE:
+            raise UserError(f"cannot write a temporary engine file {path} ({e.strerror or e})") from None
+        _mark_unwritable(d, e)
+        path = write_target(cache_dir, rel)
+        try:
+            return path, write_recorded(path, data, key)
+        except OSError as e2:
+            raise UserError(f"engine cache {d} cannot be written ({_UNWRITABLE[d]}), nor a temporary "
+                            f"folder ({e2.strerror or e2})") from None
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file and rename, so a crash never leaves half a file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_recorded(path: Path, data: bytes, key: dict) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import ModelSpec
-from .cache import read_recorded, write_recorded
+from .cache import is_file, read_candidates, read_recorded, store_recorded
 from .trt_lint import MAX_OPSET
 
 log = logging.getLogger(__name__)
@@ -135,19 +135,24 @@ def _export_key(spec: ModelSpec, precision: str, opset: int) -> dict:
 
 
 def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32", opset: int = OPSET,
-                model=None) -> OnnxArtifact:
+                model=None, refresh: bool = False) -> OnnxArtifact:
     """The ONNX file for these weights, exported now only if no valid cached copy exists.
 
-    A cached file whose bytes do not match its sidecar's hash (truncated, edited) is
-    re-exported with a message; ``model`` (the loaded torch module) saves a reload.
+    A cached file whose bytes do not match its sidecar's hash (truncated, edited), or that
+    does not parse as this model's graph, is re-exported with a message; ``refresh`` re-exports
+    regardless (a runtime refused the cached copy). ``model`` (the loaded torch module) saves
+    a reload. A cache that cannot be written gets a warning and the export lives in a
+    temporary folder for this run (``cache.store_recorded``).
     """
     key = _export_key(spec, precision, opset)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(cache_dir) / "onnx"
-    path = folder / f"{spec.arch}-{digest}-{precision}.onnx"
-    if path.is_file():
+    rel = Path("onnx") / f"{spec.arch}-{digest}-{precision}.onnx"
+    for path in [] if refresh else read_candidates(cache_dir, rel):
+        if not is_file(path):
+            continue
         data, why = read_recorded(path, key)
-        if data is not None:
+        why = why or _graph_problem(data, spec)
+        if not why:
             return OnnxArtifact(path, hashlib.sha256(data).hexdigest(), precision, opset)
         log.warning("cached %s: %s; exporting again", path, why)
     data = export_bytes(model if model is not None else _torch_module(spec), precision, opset)
@@ -157,9 +162,24 @@ def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32",
         check_onnx(onnx.load_from_string(data))
     except ValueError as e:
         raise UserError(f"the exported ONNX graph is not valid: {e}") from None
-    sha = write_recorded(path, data, key)
+    path, sha = store_recorded(cache_dir, rel, data, key)
     log.info("exported %s (%d KB)", path, len(data) // 1024)
     return OnnxArtifact(path, sha, precision, opset)
+
+
+def _graph_problem(data: bytes, spec: ModelSpec) -> str:
+    """Why cached bytes are not this model's ONNX graph ("" if they are). The sidecar's hash
+    only proves the file is what was written, not that what was written was sound."""
+    import onnx
+
+    try:
+        m = onnx.load_from_string(data)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeWarning, ...
+        return f"not a readable ONNX graph ({type(e).__name__})"
+    names = ([i.name for i in m.graph.input], [o.name for o in m.graph.output])
+    if names != (list(spec.input_names), list(spec.output_names)):
+        return f"its graph has tensors {names}, not the model's"
+    return ""
 
 
 def reference_outputs(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,6 +3,10 @@
 ONNX Runtime silently falls back to CPU when a requested GPU provider cannot
 load (missing CUDA libraries, no device), so the engine reports the providers the
 session actually uses (``session.get_providers()``) and warns on a fallback.
+
+A cached ONNX that ONNX Runtime cannot load is exported again once and retried: a
+broken cache is repaired, not a reason to fail (or, under ``auto``, to fall back to
+the slower torch engine on every run).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import Engine, ModelSpec, cache_dir_or_default
+from .cache import write_target
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,8 @@ class OrtEngine(Engine):
         if precision == "fp16" and not gpu_requested:
             raise UserError("fp16 needs onnxruntime's CUDA or TensorRT provider, which this onnxruntime "
                             f"({ort.__version__}) lacks; use fp32 on CPU")
-        if onnx_path is None:
+        from_cache = onnx_path is None
+        if from_cache:
             from .onnx_export import cached_onnx
 
             onnx_path = cached_onnx(spec, cache_dir, precision, model=model).path
@@ -59,7 +65,22 @@ class OrtEngine(Engine):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         provider_list = [(PROVIDERS[p], _provider_options(p, precision, cache_dir)) for p in chosen]
-        self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=provider_list)
+
+        def session():
+            return ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=provider_list)
+
+        try:
+            self.session = session()
+        except Exception as e:  # noqa: BLE001 - ORT's pybind errors (InvalidProtobuf, Fail, ...) share no base
+            if not from_cache:
+                raise UserError(f"{self.onnx_path}: onnxruntime cannot load it ({_first_line(e)})") from None
+            log.warning("onnxruntime cannot load the cached %s (%s); exporting it again", self.onnx_path, _first_line(e))
+            self.onnx_path = cached_onnx(spec, cache_dir, precision, model=model, refresh=True).path
+            try:
+                self.session = session()
+            except Exception as e2:  # noqa: BLE001
+                raise UserError(f"onnxruntime cannot load the freshly exported {self.onnx_path} "
+                                f"({_first_line(e2)})") from None
         self.providers = tuple(self.session.get_providers())
         if gpu_requested and not any(PROVIDERS[p] in self.providers for p in gpu_requested):
             log.warning("onnxruntime fell back to CPU: asked for %s, session uses %s",
@@ -86,6 +107,11 @@ class OrtEngine(Engine):
         self.session = None
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
 def _env_threads() -> int:
     v = os.environ.get("REALTIME_ME_ORT_THREADS")
     return int(v) if v and v.isdigit() else DEFAULT_INTRA_OP_THREADS
@@ -94,6 +120,7 @@ def _env_threads() -> int:
 def _provider_options(p: str, precision: str, cache_dir: Path) -> dict:
     if p == "tensorrt":
         # ORT's TensorRT provider keeps its own engine cache; put it beside ours.
-        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir / "ort-tensorrt"),
+        return {"trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(write_target(cache_dir, "ort-tensorrt", folder=True)),
                 "trt_timing_cache_enable": True, "trt_fp16_enable": precision == "fp16"}
     return {}

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import MAX_BATCH, Engine, ModelSpec, cache_dir_or_default
-from .cache import PlanCache, PlanKey, atomic_write, l4t_release, platform_tag
+from .cache import PlanCache, PlanKey, atomic_write, is_file, l4t_release, platform_tag, write_target
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,11 @@ def build_plan(onnx_bytes: bytes, input_shapes: dict[str, tuple[int, ...]], prof
 def _load_timing_cache(config, path: Path | None):
     """Start from the saved kernel timings; an unreadable or mismatched cache starts empty."""
     blob = b""
-    if path is not None and path.is_file():
-        blob = path.read_bytes()
+    if path is not None and is_file(path):
+        try:
+            blob = path.read_bytes()
+        except OSError as e:
+            log.warning("TensorRT timing cache %s unreadable (%s); starting a new one", path, e)
     for data in ((blob, b"") if blob else (b"",)):
         try:
             cache = config.create_timing_cache(data)
@@ -203,7 +206,8 @@ def load_or_build(spec: ModelSpec, cache_dir: str | Path, precision: str, env: T
             raise UserError(str(e)) from None
         log.info("building the TensorRT engine for %s (%s, batch %d..%d); this takes a minute once",
                  spec.arch, precision, profile[0], profile[2])
-        return build_plan(path.read_bytes(), spec.inputs, profile, workspace_mb, plans.timing_cache_path(key))
+        timing = write_target(cache_dir, plans.timing_cache_path(key).name)
+        return build_plan(path.read_bytes(), spec.inputs, profile, workspace_mb, timing)
 
     return plans.get_or_build(key, build, deserialize), key
 
@@ -233,7 +237,7 @@ class TensorRTEngine(Engine):
         if self.context is None:
             raise UserError("TensorRT could not create an execution context (out of GPU memory?)")
         self.device = f"cuda:{device} ({env.gpu}, sm {env.compute_capability})"
-        self.details = {"tensorrt": env.tensorrt, "plan": str(PlanCache(cache_dir).plan_path(self.key)),
+        self.details = {"tensorrt": env.tensorrt, "plan": str(PlanCache(cache_dir).stored_path(self.key)),
                         "l4t": env.l4t}
         self.stream = _check(cudart.cudaStreamCreate())
         self._stream_handle = _handle(self.stream)

@@ -22,7 +22,8 @@ from ..errors import UserError
 from ..pipeline import Pipeline
 from ..sources import DemoSource, Source, VideoSource
 from . import views
-from .sessions import BACKENDS, LiveSession, ServeConfig, SessionRegistry
+from .access import AccessKey
+from .sessions import BACKENDS, LiveSession, ServeConfig, ServerBusy, SessionRegistry
 from .stream import frame_socket
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,10 @@ class DemoApp:
 
     # ---------------------------------------------------------------- lifecycle
     def on_load(self, request: gr.Request):
-        s = self.registry.open(request.session_hash)
+        try:
+            s = self.registry.open(request.session_hash)
+        except ServerBusy as e:
+            raise gr.Error(str(e)) from None
         return s.token, s.token
 
     def on_unload(self, request: gr.Request) -> None:
@@ -124,13 +128,17 @@ class DemoApp:
         if not path:
             raise gr.Error("choose a video file first, or analyse the demo clip")
         name = Path(path).name
+        if not uploaded_file(path):
+            log.warning("refused a video path that was not uploaded to this server: %s", path)
+            raise gr.Error(f"{name} was not uploaded to this server: choose the file again")
         size = os.path.getsize(path)
         if size > self.config.max_upload_bytes:
             raise gr.Error(too_big_message(name, size, self.config.max_upload_mb))
         try:
             source = VideoSource(path, realtime=False)
-        except UserError as e:
-            raise gr.Error(str(e)) from None
+        except UserError:
+            raise gr.Error(f"cannot read video {name}: not a video this server can decode, "
+                           "or it is empty or corrupt") from None
         return self._analyse(s, source, name, progress)
 
     def analyse_demo(self, token: str | None, progress=gr.Progress()):
@@ -153,7 +161,7 @@ class DemoApp:
             return not s.closed
 
         t0 = time.perf_counter()
-        with source:
+        with source, s.analysing():
             result = p.run(source, progress=lambda n: done.__setitem__(0, n), tick=tick, tick_every=0.25)
         wall = time.perf_counter() - t0
         snap = p.snapshot()
@@ -185,6 +193,18 @@ class DemoApp:
                 f"{'classifying' if cfg.classify else 'spotting only'}, sensitivity **{cfg.sensitivity:g}**.")
 
 
+def uploaded_file(path: str) -> bool:
+    """A regular file inside Gradio's upload folder: the only files a client may hand an
+    event. Gradio checks this too (once ``has_launched`` is set); this is the app's own word."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        real = Path(path).resolve(strict=True)
+        return real.is_file() and real.is_relative_to(Path(get_upload_folder()).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def _stem(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(name).stem)
     return f"{keep[:40] or 'video'}_events"
@@ -197,7 +217,7 @@ def build_blocks(config: ServeConfig, registry: SessionRegistry) -> tuple[gr.Blo
     models = list(config.model_choices())
     with gr.Blocks(title="realtime-me", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         token_box = gr.Textbox(visible="hidden", elem_id="rtme-token")
-        token = gr.State(None, delete_callback=registry.close_token)
+        token = gr.State(None)  # sessions end on unload or when the registry reaps them
         gr.Markdown("# realtime-me\nMicro-expression spotting and recognition, live from your webcam or from a video.")
         with gr.Tabs():
             with gr.Tab("Live", id="live"):
@@ -250,6 +270,8 @@ def build_blocks(config: ServeConfig, registry: SessionRegistry) -> tuple[gr.Blo
         run_demo.click(h.analyse_demo, inputs=[token], outputs=[summary, timeline, table, files],
                        concurrency_limit=1, concurrency_id="analyse")
         apply.click(h.apply_settings, inputs=[token, backend, model, classify, sensitivity], outputs=[applied])
+    # a bounded queue: past it a client is told the queue is full, the server's memory stays put
+    demo.queue(max_size=config.queue_size)
     return demo, h
 
 
@@ -260,6 +282,7 @@ def build_app(config: ServeConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        registry.start_reaper()
         yield
         registry.close_all()
 
@@ -275,6 +298,12 @@ def build_app(config: ServeConfig) -> FastAPI:
     app = gr.mount_gradio_app(app, demo, path="/", max_file_size=config.max_upload_bytes,
                               head=f"<script>{js}</script>", css=css, footer_links=["gradio"],
                               run_history=False, ssr_mode=False)
+    # Gradio checks that a file handed to an event was uploaded through its upload route
+    # only once the Blocks has "launched"; a mounted app never calls launch(), so without
+    # this any path a client names is copied into the cache and served back.
+    demo.has_launched = True
+    if config.access_key:
+        app.add_middleware(AccessKey, key=config.access_key)
     app.state.registry = registry
     app.state.handlers = handlers
     return app

@@ -6,15 +6,22 @@ when it opens the frame socket, so frames only ever reach the pipeline of the se
 that owns the page. A session ends when the browser goes away (Gradio's unload event,
 the session state's delete callback, or server shutdown): its streams stop, its
 pipelines' threads end and its result files are deleted.
+
+A client that never says goodbye (an API script, a crashed tab) is reaped: a session that
+has not been heard from for ``idle_timeout_s`` and is neither streaming nor analysing is
+closed. At most ``max_sessions`` are open at once; one more is told the server is busy.
+So a server's threads and memory are bounded by ``max_sessions`` whatever clients do.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +47,10 @@ class ServeConfig:
     chart_fps: float = 4.0       # motion chart updates sent on the frame socket
     demo_seed: int = 7
     demo_duration_s: float = 20.0
+    max_sessions: int = 4        # open browser sessions (each may hold two pipelines)
+    idle_timeout_s: float = 120.0  # a session not heard from this long (and idle) is closed
+    access_key: str | None = None  # when set, every request must present it (see web.access)
+    queue_size: int = 64         # Gradio events waiting at once, all clients together
 
     @property
     def max_upload_bytes(self) -> int:
@@ -67,6 +78,10 @@ class ServeConfig:
         return next((k for k, v in self.model_choices().items() if v == target), DEFAULT_WEIGHTS.name)
 
 
+class ServerBusy(UserError):
+    """Every session slot is taken."""
+
+
 class LiveSession:
     """A browser session: its settings, its live pipeline (reused across camera restarts)
     and its offline pipeline for uploaded videos."""
@@ -85,6 +100,29 @@ class LiveSession:
         self._lock = threading.RLock()
         self._t_next = 0.0           # pipeline time at which the next stream may start
         self._files: Path | None = None
+        self.last_seen = time.monotonic()
+        self._analysing = 0          # video analyses in progress
+
+    def touch(self) -> None:
+        """The client was heard from (any request or frame that names this session)."""
+        self.last_seen = time.monotonic()
+
+    @property
+    def busy(self) -> bool:
+        """Working for its client right now: streaming frames or analysing a video."""
+        return self.streaming or self._analysing > 0
+
+    @contextlib.contextmanager
+    def analysing(self):
+        """Marks a video analysis in progress, so the reaper leaves the session alone."""
+        with self._lock:
+            self._analysing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._analysing -= 1
+            self.touch()
 
     # --------------------------------------------------------------- pipelines
     def build_pipeline(self) -> tuple[Pipeline, str]:
@@ -228,15 +266,25 @@ class SessionRegistry:
         self._by_token: dict[str, LiveSession] = {}
         self._by_hash: dict[str, LiveSession] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     def open(self, session_hash: str) -> LiveSession:
-        """The session for this browser session, created on first use."""
+        """The session for this browser session, created on first use; ``ServerBusy`` when
+        every slot is taken by sessions still in use."""
         with self._lock:
             s = self._by_hash.get(session_hash)
-            if s is None or s.closed:
-                s = LiveSession(session_hash, self.config)
-                self._by_hash[session_hash] = s
-                self._by_token[s.token] = s
+            if s is not None and not s.closed:
+                s.touch()
+                return s
+        self.reap()
+        with self._lock:
+            if len(self._by_hash) >= self.config.max_sessions:
+                raise ServerBusy(f"the server is busy: all {self.config.max_sessions} session slots are in use; "
+                                 "try again in a few minutes")
+            s = LiveSession(session_hash, self.config)
+            self._by_hash[session_hash] = s
+            self._by_token[s.token] = s
             return s
 
     def get(self, token: str | None) -> LiveSession | None:
@@ -244,7 +292,38 @@ class SessionRegistry:
             return None
         with self._lock:
             s = self._by_token.get(token)
-        return None if s is None or s.closed else s
+        if s is None or s.closed:
+            return None
+        s.touch()
+        return s
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Close the sessions not heard from for ``idle_timeout_s`` that are not working;
+        returns their hashes."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            stale = [h for h, s in self._by_hash.items()
+                     if s.closed or (now - s.last_seen > self.config.idle_timeout_s and not s.busy)]
+        for h in stale:
+            self.close_hash(h)
+        if stale:
+            log.info("reaped %d idle session(s)", len(stale))
+        return stale
+
+    def start_reaper(self, every_s: float | None = None) -> None:
+        """A daemon thread that reaps every few seconds (until ``close_all``)."""
+        period = every_s or max(0.5, min(10.0, self.config.idle_timeout_s / 4))
+
+        def loop() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.reap()
+                except Exception:  # noqa: BLE001 - keep reaping whatever one close did
+                    log.exception("session reaper")
+
+        self._stop.clear()
+        self._reaper = threading.Thread(target=loop, name="rtme-reaper", daemon=True)
+        self._reaper.start()
 
     def close_hash(self, session_hash: str | None) -> bool:
         with self._lock:
@@ -256,12 +335,8 @@ class SessionRegistry:
             s.close()
         return s is not None
 
-    def close_token(self, token: str | None) -> bool:
-        with self._lock:
-            s = self._by_token.get(token) if token else None
-        return self.close_hash(s.session_hash) if s is not None else False
-
     def close_all(self) -> None:
+        self._stop.set()
         with self._lock:
             hashes = list(self._by_hash)
         for h in hashes:

@@ -42,8 +42,17 @@ log = logging.getLogger(__name__)
 HEADER = struct.Struct("<ddI")
 #: a 640x480 JPEG is ~50 KB; anything this big is not a webcam frame
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: frames are decoded at most this large (JPEG's own 1/2, 1/4, 1/8 reduced decode, then a
+#: resize): the page sends 640x480, and a session's ring holds seconds of frames, so the
+#: decoded size is what bounds a session's memory whatever a client sends
+MAX_FRAME_PIXELS = 640 * 480
+#: a frame needing more than JPEG's 1/8 reduction to fit (over ~20 MP) is refused undecoded
+MAX_JPEG_PIXELS = MAX_FRAME_PIXELS * 64
+#: the frame rates a socket may ask for (the ring's size follows it)
+MAX_SOCKET_FPS = 120.0
 #: WebSocket close codes the page explains to the user
 CLOSE_UNKNOWN_SESSION = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_SUPERSEDED = 4409
 CLOSE_FAILED = 4500
 
@@ -55,14 +64,68 @@ class FrameHeader:
     presented: int      # the browser's presented-frame counter
 
 
-def parse_frame(data: bytes) -> tuple[FrameHeader | None, np.ndarray | None]:
-    """(header, BGR image); None for a part that is malformed or not a decodable JPEG."""
+def jpeg_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, without decoding; None if not a JPEG.
+
+    Walks the marker segments to the first SOFn (baseline, progressive, ...), so the size of
+    a frame is known before a single pixel is allocated."""
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    i = 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:           # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:   # segments without a length
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2:
+            return None
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if i + 9 > n:
+                return None
+            h, w = (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8]
+            return (w, h) if w and h else None
+        if marker == 0xDA:           # scan data before any frame header
+            return None
+        i += 2 + length
+    return None
+
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_bounded(jpeg: bytes | memoryview, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray | None:
+    """A BGR image of at most ``max_pixels``; None for anything but a JPEG of sane size."""
+    size = jpeg_size(jpeg)
+    if size is None or size[0] * size[1] > max_pixels * 64:
+        return None
+    area = size[0] * size[1]
+    factor = next(f for f in (1, 2, 4, 8) if area / (f * f) <= max_pixels or f == 8)
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[factor])
+    if image is None:
+        return None
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        scale = math.sqrt(max_pixels / (h * w))
+        image = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def parse_frame(data: bytes, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[FrameHeader | None, np.ndarray | None]:
+    """(header, BGR image); None for a part that is malformed, not a JPEG, or absurdly large.
+    Larger frames come back scaled down to ``max_pixels``."""
     if len(data) <= HEADER.size or len(data) > MAX_MESSAGE_BYTES:
         return None, None
     capture_ms, media_s, presented = HEADER.unpack_from(data)
     header = FrameHeader(capture_ms, media_s, presented) if math.isfinite(media_s) else None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8, offset=HEADER.size), cv2.IMREAD_COLOR)
-    return header, image
+    return header, decode_bounded(memoryview(data)[HEADER.size:], max_pixels)
 
 
 def encode_frame(image: np.ndarray, capture_ms: float, media_s: float, presented: int, quality: int = 85) -> bytes:
@@ -151,6 +214,14 @@ class LinkStats:
         }
 
 
+#: what the page reports of itself (numbers only: nothing a client sends is kept unbounded)
+CLIENT_COUNTERS = ("skipped", "sent", "encode_ms", "width", "height")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 class Stream:
     """One socket connection's run of the session's pipeline."""
 
@@ -179,12 +250,25 @@ class Stream:
             return False
         return self.pipeline.push(image, t=self.t_base + header.media_s, index=self.link.index_of(header))
 
-    def on_control(self, msg: dict) -> None:
+    def on_control(self, text: str) -> bool:
+        """A text message: JSON ``pong`` or ``client``. Anything else is counted as rejected
+        and the stream goes on."""
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            self.link.rejected += 1
+            return False
         kind = msg.get("type")
-        if kind == "pong":
+        if kind == "pong" and _finite(msg.get("s")) and _finite(msg.get("c")):
             self.link.on_pong(float(msg["s"]), float(msg["c"]), time.perf_counter())
         elif kind == "client":
-            self.link.client = {k: msg[k] for k in ("skipped", "sent", "encode_ms", "width", "height") if k in msg}
+            self.link.client = {k: float(msg[k]) for k in CLIENT_COUNTERS if _finite(msg.get(k))}
+        else:
+            self.link.rejected += 1
+            return False
+        return True
 
     def stream_time(self, t: float) -> float:
         """Pipeline time -> seconds since this camera track started (what the page shows)."""
@@ -196,6 +280,9 @@ async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
     """``/rtme/ws?token=...&fps=...``: one live run of the token's session per connection."""
     from starlette.websockets import WebSocketDisconnect
 
+    if not same_origin(ws.headers.get("origin"), ws.headers.get("host")):
+        await ws.close(CLOSE_FORBIDDEN_ORIGIN, "frames are accepted only from this server's own page")
+        return
     await ws.accept()
     session = registry.get(ws.query_params.get("token", ""))
     if session is None:
@@ -205,7 +292,7 @@ async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
         fps = float(ws.query_params.get("fps", "30"))
     except ValueError:
         fps = 30.0
-    fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
+    fps = fps if math.isfinite(fps) and 1 <= fps <= MAX_SOCKET_FPS else 30.0
     await ws.send_json({"type": "status", "message": "loading the face tracker and model..."})
     try:
         stream = await asyncio.to_thread(session.start_stream, fps)
@@ -226,11 +313,8 @@ async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
                 break
             if msg.get("bytes") is not None:
                 stream.on_frame(msg["bytes"])
-            elif msg.get("text"):
-                try:
-                    stream.on_control(json.loads(msg["text"]))
-                except (ValueError, KeyError, TypeError):
-                    stream.link.rejected += 1
+            elif msg.get("text") is not None:
+                stream.on_control(msg["text"])
     except (WebSocketDisconnect, RuntimeError):
         pass  # the browser left, or the socket was closed by _close_when_ended
     finally:
@@ -242,6 +326,16 @@ async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
             await ws.close(1000, "stopped")
         except Exception:  # noqa: BLE001 - already closed
             pass
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """A browser always sends ``Origin`` on a WebSocket: another site's page (cross-site
+    WebSocket hijacking) names its own. Clients that send none are not browsers."""
+    if origin is None:
+        return True
+    from urllib.parse import urlsplit
+
+    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
 
 
 async def _close_when_ended(ws: "WebSocket", session, ended: asyncio.Event) -> None:
