@@ -1,6 +1,6 @@
 """Does the model trained on real flow images read the live preprocessing right?
 
-    .venv/bin/python benchmarks/crosscheck.py [--clips 8] [--out benchmarks/results/crosscheck.json]
+    .venv/bin/python benchmarks/crosscheck.py [--clips 8] [--weights DIR] [--out benchmarks/results/crosscheck.json]
 
 Runs the full pipeline (tracker, alignment, flow points, spotter, MEDN on ONNX Runtime)
 on generated demo clips of seeds outside the spotting evaluation, matches the spotted
@@ -31,9 +31,9 @@ from realtime_me.spot_eval import matched_micro  # noqa: E402
 SEED0 = 2000   # neither the spotter's tuning (1000+) nor its evaluation (100+) seeds
 
 
-def check_clip(seed: int, fps: float, seconds: float) -> list[dict]:
+def check_clip(seed: int, fps: float, seconds: float, weights: str | None = None) -> list[dict]:
     source = DemoSource(seed=seed, fps=fps, duration_s=seconds, realtime=False)
-    result = Pipeline(PipelineConfig()).run(source)
+    result = Pipeline(PipelineConfig(weights=weights)).run(source)
     truth, _, matched = matched_micro(source.truth["events"], result.events)
     rows = []
     for ti, ev in sorted(matched.items()):
@@ -48,11 +48,12 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--weights", help="weights folder (default: the shipped models/medn)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "crosscheck.json"))
     args = ap.parse_args()
     rows = []
     for seed in tqdm(range(SEED0, SEED0 + args.clips), desc="clips", unit="clip"):
-        rows += check_clip(seed, args.fps, args.seconds)
+        rows += check_clip(seed, args.fps, args.seconds, args.weights)
     agree = sum(r["truth"] == r["model"] for r in rows)
     by_class = {}
     for cls in sorted({r["truth"] for r in rows}):
@@ -64,7 +65,7 @@ def main() -> int:
         mine = [r for r in rows if "+".join(map(str, r["aus"])) == key]
         by_aus[f"AU{key}"] = dict(Counter(r["model"] for r in mine))
     out = {"machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},
-           "clips": args.clips, "fps": args.fps, "seconds": args.seconds, "seed0": SEED0,
+           "weights": args.weights or "models/medn", "clips": args.clips, "fps": args.fps, "seconds": args.seconds, "seed0": SEED0,
            "matched_micro": len(rows), "agree": agree, "agreement": round(agree / len(rows), 3) if rows else None,
            "by_class": by_class, "by_aus": by_aus, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

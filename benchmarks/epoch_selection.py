@@ -15,6 +15,7 @@ every epoch predicts the held-out subjects. Scores, over predictions pooled acro
   ``best_each_subject_pred``), which reads the test labels once per subject.
 
 Writes benchmarks/results/epoch_selection.json (or epoch_selection_cv5.json).
+``benchmarks/loso.py --per-epoch`` computes the per-subject column alongside any LOSO run.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime_me.data import group_kfold, loso_splits  # noqa: E402
-from realtime_me.training import DEFAULT_DATA, SCHEDULES, load_for, predict, score, train_model  # noqa: E402
+from realtime_me.training import (DEFAULT_DATA, SCHEDULES, load_for, per_subject_best, predict, score,  # noqa: E402
+                                  train_model)
 
 RESULTS = ROOT / "benchmarks" / "results"
 _DATA = None
@@ -53,18 +55,6 @@ def _fold(task):
     train_model("medn", _DATA, train_idx, SCHEDULES["medn"],
                 on_epoch=lambda model, _: per_epoch.append(predict(model, _DATA, test_idx)))
     return test_idx, np.stack(per_epoch)
-
-
-def per_subject_best(probs: np.ndarray, labels: np.ndarray, subjects: np.ndarray) -> np.ndarray:
-    """(E, N, C) -> (N,) predictions: each subject's rows from the epoch with its best accuracy."""
-    pred = probs.argmax(2)
-    out = pred[-1].copy()
-    for s in np.unique(subjects):
-        rows = subjects == s
-        acc = (pred[:, rows] == labels[rows]).mean(1)
-        best = len(acc) - 1 - int(np.argmax(acc[::-1]))   # ties go to the later epoch
-        out[rows] = pred[best, rows]
-    return out
 
 
 def main() -> int:

@@ -70,7 +70,8 @@ def align(image_bgr: np.ndarray, landmarks: FaceLandmarks, size: int = TEMPLATE_
     m = similarity_to_template(landmarks.points, size)
     crop = cv2.warpAffine(image_bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     pts = landmarks.points[:, :2] @ m[:, :2].T + m[:, 2]
-    return AlignedFace(landmarks.index, landmarks.t, crop, m.astype(np.float32), pts.astype(np.float32))
+    return AlignedFace(landmarks.index, landmarks.t, crop, m.astype(np.float32), pts.astype(np.float32),
+                       landmarks.measured)
 
 
 class Aligner:

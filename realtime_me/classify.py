@@ -11,6 +11,13 @@ spotter's own geometry corroborates: when one of the window's strongest cues
 (``Window.regions`` holds e.g. ``brow_raise``) or most-moved regions (``brow_l``)
 belongs to an AU, that AU is kept from the lower ``cue_threshold`` on. Two
 independent measurements agreeing is better evidence than either alone.
+
+Sequence models (FDP, the point-cloud model) read more than two faces: FDP samples
+frames from onset to offset, the point-cloud model carries the onset's landmarks to
+the apex. ``SequenceClassifier`` (same interface, ``needs_window = True``) takes the
+window's faces from the caller (the pipeline's face history, ``recognise``'s clip) and
+builds its inputs with ``sequences.model_inputs``. ``make_classifier(engine)`` picks the
+right one from the engine's input names, so callers never branch on the model.
 """
 from __future__ import annotations
 
@@ -102,3 +109,39 @@ class Classifier:
         return Event(window=window, emotion=self.labels[best], confidence=float(probs[best]),
                      probs={k: float(p) for k, p in zip(self.labels, probs)}, aus=aus,
                      decided_t=time.perf_counter(), source=f"{self.engine.spec.arch}/{self.engine.name}")
+
+
+#: engine inputs a sequence model takes (``sequences.model_inputs`` builds them)
+SEQUENCE_INPUTS = frozenset({"frames", "cloud"})
+
+
+class SequenceClassifier(Classifier):
+    """Window + its faces onset..offset -> Event, for models whose inputs are ``frames`` / ``cloud``."""
+
+    needs_window = True
+
+    def window_inputs(self, faces: list[AlignedFace], apex: AlignedFace) -> dict[str, np.ndarray]:
+        """Batch-of-one engine inputs from the window's faces (onset first, time order) and its apex."""
+        from .sequences import model_inputs
+
+        return model_inputs(self.engine.input_names, faces, apex)
+
+    def inputs(self, onset: AlignedFace, apex: AlignedFace) -> dict[str, np.ndarray]:
+        """With only two faces: FDP sees the onset and the apex as the whole sequence."""
+        return self.window_inputs([onset, apex], apex)
+
+    def classify(self, window: Window, onset: AlignedFace, apex: AlignedFace,
+                 faces: list[AlignedFace] | None = None) -> Event:
+        if not faces:
+            faces = [onset, apex]
+        return self.to_event(window, self.engine.run(self.window_inputs(faces, apex)))
+
+
+def make_classifier(engine: Engine, **kwargs) -> Classifier:
+    """The classifier for ``engine``'s model: ``SequenceClassifier`` for FDP / point cloud, else ``Classifier``."""
+    names = set(engine.input_names)
+    if names & SEQUENCE_INPUTS:
+        if not names <= SEQUENCE_INPUTS:
+            raise UserError(f"model inputs {sorted(names)} mix sequence and pair inputs; no classifier builds both")
+        return SequenceClassifier(engine, **kwargs)
+    return Classifier(engine, **kwargs)

@@ -6,6 +6,16 @@ frame while only one is visible). So the tracker runs the mesh for one face and
 a cheap face detector now and then (``check_every_s``) to count faces; when it
 sees several, it runs the mesh on a crop around the largest, which is the face
 it follows.
+
+The mesh need not run on every frame of a 100-200 fps source: the spotter reads
+skin motion from the flow points (``spotting/flow.py``), which take the mesh
+points only where a flow chain starts, so the mesh only has to keep the aligned
+crop on the face. It runs at most every ``mesh_every_s`` (0.03 s: every frame at
+30 fps, every 6th at 200 fps); in between the last mesh is carried by the median
+pyramidal-LK shift of its stable points (a translation, ~0.3 ms), and the mesh
+runs again at once when that shift exceeds ``drift_px``, its points disagree
+(spread over ``drift_px / 2``) or LK loses them. Carried landmarks say so
+(``measured=False``).
 """
 from __future__ import annotations
 
@@ -39,6 +49,8 @@ class FaceTracker:
         min_tracking_confidence: float = 0.5,
         check_every_s: float = 0.5,
         crop_scale: float = 2.0,
+        mesh_every_s: float = 0.03,
+        drift_px: float = 2.0,
     ) -> None:
         _quiet_mediapipe()
         import mediapipe as mp
@@ -49,6 +61,8 @@ class FaceTracker:
         self.min_tracking_confidence = min_tracking_confidence
         self.check_every_s = check_every_s
         self.crop_scale = crop_scale
+        self.mesh_every_s = 0.0 if static_images else mesh_every_s
+        self.drift_px = drift_px
         self._mesh = self._new_mesh()
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=min_detection_confidence
@@ -57,6 +71,8 @@ class FaceTracker:
         self._n_faces = 1
         self._last_check_t: float | None = None
         self._lost = True
+        self._anchor: _Anchor | None = None  # the last mesh run, carried between runs
+        self.mesh_runs = 0
 
     def _new_mesh(self):
         return self._mp.solutions.face_mesh.FaceMesh(
@@ -107,6 +123,14 @@ class FaceTracker:
         self._roi = roi
 
     def process(self, frame: Frame) -> FaceLandmarks | None:
+        a = self._anchor
+        if a is not None and frame.t - a.t < self.mesh_every_s - 1e-6:
+            carried = self._carry(frame, a)
+            if carried is not None:
+                return carried
+        return self._run_mesh(frame)
+
+    def _run_mesh(self, frame: Frame) -> FaceLandmarks | None:
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         due = self._last_check_t is None or frame.t - self._last_check_t >= self.check_every_s
         if self._lost or due:
@@ -118,8 +142,10 @@ class FaceTracker:
             x0, y0, x1, y1 = self._roi
             img = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         res = self._mesh.process(img)
+        self.mesh_runs += 1
         if not res.multi_face_landmarks:
             self._lost = True
+            self._anchor = None
             return None
         self._lost = False
         h, w = img.shape[:2]
@@ -128,7 +154,55 @@ class FaceTracker:
         pts[:, 0] = pts[:, 0] * w + x0
         pts[:, 1] = pts[:, 1] * h + y0
         pts[:, 2] = pts[:, 2] * w
-        return FaceLandmarks(frame.index, frame.t, pts, max(1, self._n_faces))
+        out = FaceLandmarks(frame.index, frame.t, pts, max(1, self._n_faces))
+        self._anchor = _Anchor.of(frame, out) if self.mesh_every_s > 0 else None
+        return out
+
+    def _carry(self, frame: Frame, a: "_Anchor") -> FaceLandmarks | None:
+        """The anchor's landmarks moved by the median LK shift of its stable points, or
+        None (drifted, points disagree, or lost): the mesh must run on this frame."""
+        x0, y0, x1, y1 = a.roi
+        img = frame.image[y0:y1, x0:x1]
+        if img.shape[:2] != a.gray.shape:
+            return None
+        p1, status, _ = cv2.calcOpticalFlowPyrLK(a.gray, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), a.stable, None,
+                                                 winSize=(15, 15), maxLevel=2, criteria=_LK_CRITERIA)
+        ok = status.ravel() == 1
+        if p1 is None or ok.sum() < len(ok) // 2:
+            return None
+        d = (p1 - a.stable).reshape(-1, 2)[ok]
+        shift = np.median(d, axis=0)
+        if np.hypot(*shift) > self.drift_px or np.median(np.hypot(*(d - shift).T)) > self.drift_px / 2:
+            return None
+        pts = a.points.copy()
+        pts[:, :2] += shift.astype(np.float32)
+        return FaceLandmarks(frame.index, frame.t, pts, a.n_faces, measured=False)
+
+
+_LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)
+
+
+class _Anchor:
+    """The frame of the last mesh run, as LK needs it: gray face box, stable points in it."""
+
+    __slots__ = ("t", "points", "n_faces", "roi", "gray", "stable")
+
+    @classmethod
+    def of(cls, frame: Frame, lm: FaceLandmarks) -> "_Anchor | None":
+        from .alignment import STABLE_POINTS
+
+        a = cls()
+        h, w = frame.image.shape[:2]
+        bx0, by0, bx1, by1 = lm.box
+        m = 0.15 * max(bx1 - bx0, by1 - by0)  # room for the carry's shift and LK's window
+        a.roi = (max(0, int(bx0 - m)), max(0, int(by0 - m)), min(w, int(bx1 + m) + 1), min(h, int(by1 + m) + 1))
+        x0, y0, x1, y1 = a.roi
+        if x1 - x0 < 16 or y1 - y0 < 16:  # the face is (nearly) out of the frame: nothing to carry
+            return None
+        a.t, a.points, a.n_faces = frame.t, lm.points, lm.n_faces
+        a.gray = cv2.cvtColor(frame.image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        a.stable = (lm.points[STABLE_POINTS, :2] - (x0, y0)).reshape(-1, 1, 2).astype(np.float32)
+        return a
 
 
 def _same_box(a, b, tol: float = 0.5) -> bool:

@@ -7,6 +7,10 @@
 
 Face mesh and flow each take about 5 ms a frame; in two threads they overlap on two cores
 (OpenCV and MediaPipe release the GIL), so throughput is set by the slower one, not the sum.
+On a fast source the mesh runs only every ``FaceTracker.mesh_every_s`` (its points carried
+in between), so the flow points set the pace. A frame's pixels are never copied between
+threads: a source's fresh image is handed to the ring, and the motion thread gets the
+aligned crop, not the frame.
 
 Every queue is bounded: a live source that outruns processing loses its oldest
 frames (counted), a slow classifier loses classifications (counted, the event is
@@ -22,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -33,6 +37,9 @@ from .ringbuffer import FrameRing
 from .sources import Source, SourceInfo
 from .stats import Stats
 from .types import AlignedFace, Event, FaceLandmarks, Frame, MotionSample, Window
+
+if TYPE_CHECKING:
+    from .spotting.flow import FlowConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,8 @@ class PipelineConfig:
     sensitivity: float | None = None  # the spotter's one knob; None: its default
     classify_queue: int = 16
     motion_queue: int = 8            # aligned faces waiting for the motion thread
+    mesh_every_s: float = 0.03       # face mesh at most this often, its points carried between (0: every frame)
+    flow: "FlowConfig | None" = None  # flow-points settings; None: FlowConfig()
 
 
 @dataclass
@@ -70,7 +79,7 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, sinks: list[EventSink] | tuple = ()) -> None:
         self.config = config or PipelineConfig()
         self.sinks: list[EventSink] = list(sinks)
-        self.tracker = FaceTracker()
+        self.tracker = FaceTracker(mesh_every_s=self.config.mesh_every_s)
         self.aligner = Aligner(self.config.align_size)
         self.classifier = self._load_classifier() if self.config.classify else None
         self.spotter = None
@@ -96,12 +105,12 @@ class Pipeline:
 
     # ----------------------------------------------------------------- set-up
     def _load_classifier(self):
-        from .classify import Classifier
+        from .classify import make_classifier
         from .engines import load_engine
 
         weights = Path(self.config.weights) if self.config.weights else DEFAULT_WEIGHTS
         engine = load_engine(weights, backend=self.config.backend, cache_dir=self.config.cache_dir)
-        return Classifier(engine)
+        return make_classifier(engine)
 
     def _make_spotter(self, fps: float):
         from .spotting import Spotter
@@ -114,19 +123,25 @@ class Pipeline:
     def _make_flow(self, fps: float):
         from .spotting.flow import FlowPoints
 
-        return FlowPoints(fps)
+        return FlowPoints(fps, self.config.flow)
 
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
-    def start(self, fps: float, live: bool = True) -> None:
-        """Start the processing and classifier threads for frames of about ``fps``."""
+    def start(self, fps: float, live: bool = True, n_frames: int | None = None) -> None:
+        """Start the processing and classifier threads for frames of about ``fps`` (an
+        offline clip of ``n_frames`` may be a pre-segmented sample: ``Spotter.holds``)."""
         if self.running:
             raise RuntimeError("pipeline already running")
         self._fps, self._live = float(fps), live
         self.spotter = self._make_spotter(self._fps)
+        self._hold_clip = not live and self.spotter.holds(n_frames)
         self.flow = self._make_flow(self._fps)
+        if self.classifier is not None:
+            from .tvl1 import warmup
+
+            warmup()  # numba compiles (or loads its cache) now, not on the first spotted ME
         self.stats = Stats()
         self.events = []
         self._stop.clear()
@@ -148,6 +163,7 @@ class Pipeline:
         """A crash in a worker stops the run cleanly and is re-raised by ``wait``."""
         try:
             loop()
+            self.stats.thread_cpu_s[threading.current_thread().name] = time.thread_time()
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             log.exception("pipeline thread failed")
             self.error = e
@@ -159,15 +175,16 @@ class Pipeline:
                     _put_sentinel(q, patience_s=1.0)
 
     # ------------------------------------------------------------------ input
-    def push(self, image: np.ndarray, t: float | None = None, index: int | None = None) -> bool:
-        """Feed one BGR frame. Live: never blocks, the ring drops its oldest frame when full."""
+    def push(self, image: np.ndarray, t: float | None = None, index: int | None = None, copy: bool = True) -> bool:
+        """Feed one BGR frame. Live: never blocks, the ring drops its oldest frame when full.
+        ``copy=False`` hands ``image`` over (the caller must not write to it afterwards)."""
         if self._ring is None:
             raise RuntimeError("call start() before push()")
         if index is None:
             index = self._next_index
         self._next_index = index + 1
         frame = Frame(index, time.perf_counter() if t is None else t, image, time.perf_counter())
-        ok = self._ring.put(frame, block=not self._live)
+        ok = self._ring.put(frame, block=not self._live, copy=copy)
         if ok:
             self.stats.frames_in += 1
         self.stats.frames_dropped = self._ring.dropped
@@ -204,7 +221,7 @@ class Pipeline:
         The caller's thread only waits (calling ``tick`` every ``tick_every`` s, e.g. to
         draw a window; ``tick`` returning False stops the run), so Ctrl-C lands here
         and shuts down cleanly."""
-        self.start(source.info.fps, live=source.info.live)
+        self.start(source.info.fps, live=source.info.live, n_frames=source.info.n_frames)
         feeder = threading.Thread(target=self._feed, args=(source, progress), name="rtme-capture", daemon=True)
         feeder.start()
         try:
@@ -236,7 +253,7 @@ class Pipeline:
                     break
                 if not source.info.live:  # a live source's wait for the next frame is not decode time
                     self.stats.add("decode", time.perf_counter() - t0)
-                if not self.push(frame.image, frame.t, frame.index):
+                if not self.push(frame.image, frame.t, frame.index, copy=False):  # sources yield new arrays
                     break
                 if progress is not None:
                     progress(frame.index + 1)
@@ -244,6 +261,7 @@ class Pipeline:
             log.error("source failed: %s", e)
             source.end_reason = f"source failed: {e}"
         finally:
+            self.stats.thread_cpu_s[threading.current_thread().name] = time.thread_time()
             self.close_input()
 
     # ------------------------------------------------------------- processing
@@ -272,13 +290,18 @@ class Pipeline:
 
     def _process(self, frame: Frame) -> None:
         st = self.stats
-        with st.timed("landmarks"):
-            lm = self.tracker.process(frame)
+        t0 = time.perf_counter()
+        lm = self.tracker.process(frame)
+        dt = time.perf_counter() - t0
+        st.add("landmarks", dt)            # every frame: a mesh run or a carry
+        if lm is None or lm.measured:
+            st.add("mesh", dt)             # the frames the face mesh ran on
+            st.mesh_runs += 1
         st.frames_processed += 1
         if lm is None:
             if self._lost_since is None:
                 self._lost_since = (frame.index, frame.t)
-                self._to_motion(("lost", frame))
+                self._to_motion(("lost", frame.index, frame.t, frame.arrival, None))
             with self._lock:
                 self._last = (frame, None)
             return
@@ -290,7 +313,7 @@ class Pipeline:
             face = self.aligner.process(frame.image, lm)
         with self._lock:
             self._last = (frame, lm)
-        self._to_motion(("face", frame, face))
+        self._to_motion(("face", frame.index, frame.t, frame.arrival, face))
 
     def _close_lost_span(self, t_end: float) -> None:
         index, t0 = self._lost_since
@@ -300,31 +323,40 @@ class Pipeline:
     # ----------------------------------------------------------------- motion
     def _motion_loop(self) -> None:
         last = (0, 0.0)   # index and time of the newest frame seen
+        self._held, self._hold_started = None, False   # a sample's last flow points, held after its end
         while True:
             item = self._motion_q.get()
             if item is None:
                 break
-            kind, frame = item[0], item[1]
-            last = (frame.index, frame.t)
+            kind, index, t, arrival, face = item
+            last = (index, t)
             if kind == "lost":
                 self.flow.reset()
-                windows = self.spotter.face_lost(frame.index, frame.t)
+                self._held = None
+                windows = self.spotter.face_lost(index, t)
             else:
-                windows = self._spot(frame, item[2])
+                windows = self._spot(face, arrival)
             for w in windows:
                 self._dispatch(w)
-        for w in self.spotter.face_lost(last[0] + 1, last[1]):  # flush a movement still open at the end
+        # flush a movement still open at the end (a sample's last frame held still for the look-ahead)
+        end = self.spotter.hold_end(self._held) if self._held is not None else self.spotter.face_lost(last[0] + 1, last[1])
+        for w in end:
             self._dispatch(w)
         if self._classify_q is not None:
             _put_sentinel(self._classify_q)
 
-    def _spot(self, frame: Frame, face: AlignedFace) -> list[Window]:
+    def _spot(self, face: AlignedFace, arrival: float) -> list[Window]:
         st = self.stats
-        self._history.append((face, frame.arrival))
+        self._history.append((face, arrival))
         with st.timed("flow"):
             moved = self.flow.process(face)
         with st.timed("spot"):
+            if self._hold_clip and not self._hold_started:
+                self.spotter.hold_start(moved)   # a sample may begin at its ME's onset
+                self._hold_started = True
             sample, windows = self.spotter.update(moved)
+        if self._hold_clip:
+            self._held = moved
         with self._lock:
             self._motion.append(sample)
         return windows
@@ -340,7 +372,10 @@ class Pipeline:
             # per-image flow scaling would turn the noise of anything else into confident nonsense.
             self._emit(Event(window=w, decided_t=time.perf_counter()), apex_arrival)
             return
-        item = (w, onset[0], apex[0], apex_arrival)
+        # sequence models (FDP, point cloud) also get the window's faces onset..offset from the history
+        seq = [faces[i][0] for i in range(w.onset_index, w.offset_index + 1) if i in faces] \
+            if getattr(self.classifier, "needs_window", False) else None
+        item = (w, onset[0], apex[0], apex_arrival, seq)
         try:
             self._classify_q.put(item, block=not self._live, timeout=None if not self._live else 0)
         except queue.Full:
@@ -352,9 +387,9 @@ class Pipeline:
             item = self._classify_q.get()
             if item is None:
                 break
-            w, onset, apex, apex_arrival = item
+            w, onset, apex, apex_arrival, seq = item
             with self.stats.timed("classify"):
-                event = self.classifier.classify(w, onset, apex)
+                event = self.classifier.classify(w, onset, apex, **({"faces": seq} if seq else {}))
             self._emit(event, apex_arrival)
 
     def _emit(self, event: Event, apex_arrival: float) -> None:

@@ -7,6 +7,12 @@ offset as given and runs the product's own stages on the frames in between:
 
     frames -> FaceTracker -> Aligner -> FlowPoints -> apex finder -> Classifier(onset, apex)
 
+``--model fdp|pointcloud`` (or ``--weights`` of such a model) runs a sequence model
+instead: ``classify.make_classifier`` gives a ``SequenceClassifier``, which gets every
+face onset -> offset and the apex (FDP samples 8 frames from them, the point-cloud model
+carries the onset's points to the apex). ``locate`` (tracking, onset, apex) is public so
+``sequences.dataset_samples`` builds training samples from exactly what this command sees.
+
 **Apex** (unless one is given, or the dataset codes one): the frame of largest facial
 displacement from the onset, the criterion of the apex-spotting literature (e.g. Yan et
 al. 2014, Liong et al. 2015, who take the peak of a feature difference against the
@@ -399,12 +405,24 @@ class Recognition:
         }
 
 
-def recognise(sample: Sample, classifier, own_apex: bool = False, progress: bool = True,
-              frames: SampleFrames | None = None) -> Recognition:
-    """One sample through tracker, aligner, flow points, apex finder and classifier."""
-    from .classify import sigmoid
-    from .spotting import SpotterConfig
+@dataclass
+class Located:
+    """Where a sample's ME is: the tracked clip, the onset (first frame with a face), the apex
+    used and the motion fit behind it (indices into the clip)."""
 
+    clip: ClipTrack
+    ref: int
+    at: int
+    apex_from: str
+    fit: ApexFit
+    coded: int | None
+    notes: list[str]
+
+
+def locate(sample: Sample, frames: SampleFrames | None = None, own_apex: bool = False,
+           progress: bool = True) -> Located:
+    """Track a sample and choose its onset and apex, as ``recognise`` does (also used to
+    build training samples for the sequence models, so both see the same frames)."""
     frames = frames or SampleFrames(sample)
     fps, coded = frames.fps, frames.span.apex
     clip = track(frames.frames(), fps, total=frames.n_frames if frames.span.offset >= 0 else None,
@@ -427,6 +445,20 @@ def recognise(sample: Sample, classifier, own_apex: bool = False, progress: bool
             faced = np.flatnonzero(has_face[ref + 1:]) + ref + 1
             at = int(faced[np.argmin(np.abs(faced - at))])
             notes.append(f"no face at the coded apex {coded}: used frame {int(pos[at])}")
+    return Located(clip, ref, at, apex_from, fit, coded, notes)
+
+
+def recognise(sample: Sample, classifier, own_apex: bool = False, progress: bool = True,
+              frames: SampleFrames | None = None) -> Recognition:
+    """One sample through tracker, aligner, flow points, apex finder and classifier."""
+    from .classify import sigmoid
+    from .spotting import SpotterConfig
+
+    frames = frames or SampleFrames(sample)
+    fps = frames.fps
+    loc = locate(sample, frames, own_apex, progress)
+    clip, ref, at, apex_from, fit, coded, notes = loc.clip, loc.ref, loc.at, loc.apex_from, loc.fit, loc.coded, loc.notes
+    pos = clip.positions
     onset, apex, offset = int(pos[ref]), int(pos[at]), int(pos[-1])
     window = Window(onset_index=onset, apex_index=apex, offset_index=offset, onset_t=onset / fps,
                     apex_t=apex / fps, offset_t=offset / fps, regions=window_regions(fit, at))
@@ -435,7 +467,11 @@ def recognise(sample: Sample, classifier, own_apex: bool = False, progress: bool
         window.kind = "macro"
         notes.append(f"onset to offset is {window.duration * 1e3:.0f} ms, longer than a micro-expression "
                      f"({max_micro * 1e3:.0f} ms); classified as given")
-    out = classifier.engine.run(classifier.inputs(clip.faces[ref], clip.faces[at]))
+    if getattr(classifier, "needs_window", False):   # a sequence model: every face onset -> offset
+        inputs = classifier.window_inputs([f for f in clip.faces[ref:] if f is not None], clip.faces[at])
+    else:
+        inputs = classifier.inputs(clip.faces[ref], clip.faces[at])
+    out = classifier.engine.run(inputs)
     event = classifier.to_event(window, out)
     au_probs = {} if "au_logits" not in out else {
         n: float(p) for n, p in zip(classifier.au_names, sigmoid(out["au_logits"][0].astype(np.float64)))}
@@ -587,6 +623,8 @@ face are reported and left out; tight face crops are padded before tracking."""
                    help="ignore coded apexes (--apex, the dataset's apex column) and use the one found from the "
                         "motion; the coded one is still reported for comparison")
     model = p.add_argument_group("model")
+    model.add_argument("--model", help="a shipped model by name (medn, ststnet, fdp, pointcloud: models/NAME); "
+                                       "default medn")
     model.add_argument("--weights", help="model folder (default: the shipped models/medn)")
     model.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
                        help="inference engine")
@@ -637,11 +675,27 @@ def _open_all(samples: list[Sample], single: bool) -> list[SampleFrames]:
     return opened
 
 
-def _load_classifier(args):
-    from .classify import Classifier
-    from .engines import DEFAULT_WEIGHTS, load_engine
+def weights_dir(args) -> Path:
+    """The weights folder of ``--weights`` or ``--model NAME`` (a shipped folder), default MEDN."""
+    from .engines import DEFAULT_WEIGHTS
 
-    return Classifier(load_engine(Path(args.weights) if args.weights else DEFAULT_WEIGHTS, backend=args.backend))
+    model, weights = getattr(args, "model", None), getattr(args, "weights", None)
+    if model and weights:
+        raise UserError("give --model NAME or --weights DIR, not both")
+    if model:
+        path = DEFAULT_WEIGHTS.parent / model
+        if not (path / "model.json").is_file():
+            known = sorted(p.name for p in DEFAULT_WEIGHTS.parent.iterdir() if (p / "model.json").is_file())
+            raise UserError(f"--model {model}: no shipped model of that name (shipped: {', '.join(known)})")
+        return path
+    return Path(weights) if weights else DEFAULT_WEIGHTS
+
+
+def _load_classifier(args):
+    from .classify import make_classifier
+    from .engines import load_engine
+
+    return make_classifier(load_engine(weights_dir(args), backend=args.backend))
 
 
 def format_result(r: Recognition) -> str:
@@ -673,16 +727,16 @@ def _row_line(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    weights_dir(args)                      # a bad --model / --weights pair fails before any sample is read
     samples = _samples(args)
     single = not args.dataset
     outputs = Outputs(json=args.json, jsonl=args.jsonl, csv=args.csv, confusion=args.confusion)
     if args.confusion and not any(s.label for s in samples):
         raise UserError("--confusion needs coded labels (a label column / emotion key in the dataset file)")
     opened = _open_all(samples, single)
-    from .engines import DEFAULT_WEIGHTS
     from .weights import read_card
 
-    labels = list(read_card(Path(args.weights) if args.weights else DEFAULT_WEIGHTS).labels)
+    labels = list(read_card(weights_dir(args)).labels)
     for s in samples:
         if s.label is not None and s.label not in labels:
             raise UserError(f"{s.origin}: sample {s.name}: label {s.label!r} is not one of the model's classes "

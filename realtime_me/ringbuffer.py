@@ -1,16 +1,19 @@
-"""A preallocated frame ring between the capture thread and the processing thread.
+"""A bounded frame ring between the capture thread and the processing thread.
 
 Live sources must never wait for processing: when the ring is full the oldest
 unread frame is overwritten and counted as dropped, so memory stays fixed and the
 pipeline always works on recent frames. File sources analysed offline ask for
 back-pressure instead (``put(..., block=True)``) and lose nothing, even when the
-frame size changes (the writer waits for the ring to drain before re-allocating).
+frame size changes (the writer waits for the ring to drain before taking the new size).
 
 Capacity is seconds x fps, capped by ``max_bytes`` once the frame size is known, so a
 1000 fps source cannot make the ring take gigabytes.
 
-Slots are written and read under one lock, so a reader never sees a
-half-written frame; a 640x480 copy takes ~0.1 ms, well below a frame period.
+Slots hold frames, not pixels copied into shared storage: a writer that hands its
+image over (``copy=False``, e.g. a source that decodes every frame into a new array)
+costs no copy at all, and a reader gets the very frame that was put, so it can never
+see a half-written one. ``copy=True`` (the default) stores a private copy, for callers
+that reuse their buffer.
 """
 from __future__ import annotations
 
@@ -33,10 +36,8 @@ class FrameRing:
         self.requested = capacity
         self.capacity = capacity
         self.max_bytes = max_bytes
-        self._images: np.ndarray | None = None
-        self._index = np.zeros(capacity, dtype=np.int64)
-        self._t = np.zeros(capacity, dtype=np.float64)
-        self._arrival = np.zeros(capacity, dtype=np.float64)
+        self._slots: list[Frame | None] = [None] * capacity
+        self._kind: tuple | None = None  # (shape, dtype) of the frames stored now
         self._head = 0  # next slot to write (monotonic count)
         self._tail = 0  # next slot to read (monotonic count)
         self._closed = False
@@ -57,7 +58,7 @@ class FrameRing:
         return self._closed
 
     def _fits(self, image: np.ndarray) -> bool:
-        return self._images is not None and self._images.shape[1:] == image.shape and self._images.dtype == image.dtype
+        return self._kind == (image.shape, image.dtype)
 
     def _room_for(self, image: np.ndarray) -> bool:
         """Blocking writers wait for this: a free slot, or (new frame size) an empty ring."""
@@ -69,22 +70,19 @@ class FrameRing:
         if self._fits(image):
             return
         # First frame, or the source changed resolution. A blocking writer gets here with
-        # the ring drained; a live one drops (and counts) the unread frames of the old size
-        # rather than have them resized behind the reader's back.
+        # the ring drained; a live one drops (and counts) the unread frames of the old size.
         self.dropped += self._head - self._tail
         self._tail = self._head
         slots = self.requested
         if self.max_bytes is not None:
             slots = min(slots, max(2, self.max_bytes // max(1, image.nbytes)))
-        self._images = None  # free the old storage before taking the new
-        self._images = np.empty((slots, *image.shape), dtype=image.dtype)
+        self._slots = [None] * slots
         self.capacity = slots
-        self._index = np.zeros(slots, dtype=np.int64)
-        self._t = np.zeros(slots, dtype=np.float64)
-        self._arrival = np.zeros(slots, dtype=np.float64)
+        self._kind = (image.shape, image.dtype)
 
-    def put(self, frame: Frame, block: bool = False, timeout: float | None = None) -> bool:
-        """Store a copy of ``frame``. Returns False if the ring is closed (or timed out)."""
+    def put(self, frame: Frame, block: bool = False, timeout: float | None = None, copy: bool = True) -> bool:
+        """Store ``frame`` (its image copied unless ``copy=False`` hands it over).
+        Returns False if the ring is closed (or timed out)."""
         with self._cond:
             if block:
                 ok = self._cond.wait_for(lambda: self._closed or self._room_for(frame.image), timeout)
@@ -94,27 +92,26 @@ class FrameRing:
                 return False
             self._ensure_storage(frame.image)
             if self._head - self._tail >= self.capacity:
+                self._slots[self._tail % self.capacity] = None
                 self._tail += 1
                 self.dropped += 1
-            slot = self._head % self.capacity
-            self._images[slot] = frame.image
-            self._index[slot] = frame.index
-            self._t[slot] = frame.t
-            self._arrival[slot] = frame.arrival or time.perf_counter()
+            image = frame.image.copy() if copy else frame.image
+            self._slots[self._head % self.capacity] = Frame(frame.index, frame.t, image,
+                                                            frame.arrival or time.perf_counter())
             self._head += 1
             self.written += 1
             self._cond.notify_all()
             return True
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        """Next unread frame (a copy), oldest first; None when closed and drained, or on timeout."""
+        """Next unread frame, oldest first; None when closed and drained, or on timeout."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._closed or self._head > self._tail, timeout):
                 return None
             if self._head == self._tail:
                 return None
             slot = self._tail % self.capacity
-            frame = Frame(int(self._index[slot]), float(self._t[slot]), self._images[slot].copy(), float(self._arrival[slot]))
+            frame, self._slots[slot] = self._slots[slot], None
             self._tail += 1
             self._cond.notify_all()
             return frame

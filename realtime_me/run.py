@@ -70,7 +70,7 @@ def _display_tick(pipeline: Pipeline):
     return tick
 
 
-def _truth_report(source: Source, result: RunResult) -> str:
+def truth_report(source: Source, result: RunResult) -> str:
     """For the demo clip: which of its labelled micro-expressions were found."""
     from .spot_eval import matched_micro
 
@@ -191,7 +191,7 @@ def _print_summary(source: Source, result: RunResult, stopped_by: str | None) ->
     print(f"{n_micro} micro-expressions, {len(result.events) - n_micro} other movements", file=sys.stderr)
     print(result.stats.format(), file=sys.stderr)
     if isinstance(source, DemoSource):
-        print(_truth_report(source, result), file=sys.stderr)
+        print(truth_report(source, result), file=sys.stderr)
 
 
 def _write_stats(path: Path, result: RunResult) -> str | None:

@@ -111,53 +111,131 @@ class _SameSize:
 
 
 class CameraSource(Source):
-    """An OpenCV camera. ``--width/--height/--fps`` are requests; ``info`` reports what came."""
+    """An OpenCV camera. ``--width/--height/--fps`` are requests; ``info`` reports what came.
+
+    Cameras often deliver another rate than asked, and their drivers often claim the asked
+    one, so the rate is measured: ``PROBE_S`` of frames at open (from the driver's frame
+    timestamps when it gives them, else the read times), and ``info.fps`` (what the
+    pipeline sizes its buffers and the spotter its windows by) is the measured rate. Above
+    30 fps the camera is asked for MJPG, the format UVC cameras deliver 100-200 fps in.
+    The probe frames are not lost: they are the first ones yielded. ``end_notes`` gives the
+    rate delivered over the whole run. ``capture`` replaces ``cv2.VideoCapture(index)`` (tests).
+    """
 
     #: consecutive failed reads before the camera counts as gone
     MAX_FAILED_READS = 30
+    #: seconds of frames read at open to measure the delivered rate
+    PROBE_S = 0.5
 
-    def __init__(self, index: int, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
-        self.cap = cv2.VideoCapture(index)
+    def __init__(self, index: int, width: int = 640, height: int = 480, fps: float = 30.0, capture=None) -> None:
+        self.cap = capture if capture is not None else cv2.VideoCapture(index)
         if not self.cap.isOpened():
             raise UserError(
                 f"cannot open camera {index}: no such device or it is busy "
                 "(try another --camera index, or --video PATH / --demo on a machine without a camera)"
             )
+        if fps > 30:
+            self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
         self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self.cap.set(cv2.CAP_PROP_FPS, fps)
-        ok, first = self.cap.read()
-        if not ok:
+        self._probe = self._read_probe()
+        if not self._probe:
             self.cap.release()
             raise UserError(f"camera {index} opened but delivered no frame")
-        real_fps = self.cap.get(cv2.CAP_PROP_FPS) or fps
+        claimed = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        probe = _RateMeter()
+        for stamp, read_t, _ in self._probe:
+            probe.add(stamp, read_t)
+        measured = probe.fps
+        real_fps = measured or claimed or fps
         if not FPS_RANGE[0] <= real_fps <= FPS_RANGE[1]:  # drivers report 0, nan or nonsense; buffers are sized by it
             real_fps = fps
-        h, w = first.shape[:2]
-        self.info = SourceInfo(f"camera {index}", float(real_fps), w, h, live=True)
-        if (w, h) != (width, height) or abs(real_fps - fps) > 0.5:
-            self.info.notes.append(f"requested {width}x{height}@{fps:g}, camera delivers {w}x{h}@{real_fps:g}")
-        self._first = first
+        h, w = self._probe[0][2].shape[:2]
+        self.info = SourceInfo(f"camera {index}", round(float(real_fps), 2), w, h, live=True)
+        self.requested = (width, height, float(fps))
+        if (w, h) != (width, height) or abs(real_fps - fps) > max(0.5, 0.05 * fps):
+            said = f" (driver says {claimed:g})" if claimed and abs(claimed - real_fps) > max(0.5, 0.05 * real_fps) else ""
+            self.info.notes.append(f"requested {width}x{height}@{fps:g}, camera delivers {w}x{h}@{real_fps:.1f}{said}")
+
+    def _stamp(self) -> float | None:
+        """The driver's timestamp of the last frame read, in seconds, if it gives one."""
+        ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        return ms / 1e3 if ms and np.isfinite(ms) and ms > 0 else None
+
+    def _read_probe(self) -> list[tuple[float | None, float, np.ndarray]]:
+        """(driver timestamp, read time, image) of the frames of the first ``PROBE_S`` seconds."""
+        out, failed, t0 = [], 0, time.perf_counter()
+        while failed < self.MAX_FAILED_READS:
+            ok, image = self.cap.read()
+            now = time.perf_counter()
+            if not ok:
+                failed += 1
+                time.sleep(0.01)
+                continue
+            out.append((self._stamp(), now, image))
+            if now - out[0][1] >= self.PROBE_S or now - t0 >= 2 * self.PROBE_S or len(out) >= 1000:
+                break
+        return out
 
     def frames(self) -> Iterator[Frame]:
         index, failed = 0, 0
-        image = self._first
-        while True:
-            if image is not None:
-                yield Frame(index, time.perf_counter(), image)
-                index += 1
-            ok, image = self.cap.read()
-            if ok:
-                failed = 0
-                continue
-            image, failed = None, failed + 1
-            if failed >= self.MAX_FAILED_READS:
-                self.end_reason = f"camera stopped delivering frames after frame {index}"
-                return
-            time.sleep(0.01)
+        meter = _RateMeter()
+        for stamp, read_t, image in self._probe:
+            meter.add(stamp, read_t)
+            yield Frame(index, read_t, image)
+            index += 1
+        self._probe = []
+        try:
+            while True:
+                ok, image = self.cap.read()
+                if ok:
+                    failed = 0
+                    now = time.perf_counter()
+                    meter.add(self._stamp(), now)
+                    yield Frame(index, now, image)
+                    index += 1
+                    continue
+                failed += 1
+                if failed >= self.MAX_FAILED_READS:
+                    self.end_reason = f"camera stopped delivering frames after frame {index}"
+                    return
+                time.sleep(0.01)
+        finally:
+            if meter.fps:
+                self.end_notes = (f"camera delivered {meter.n} frames at {meter.fps:.1f} fps "
+                                  f"(requested {self.requested[2]:g})",)
 
     def close(self) -> None:
         self.cap.release()
+
+
+class _RateMeter:
+    """Frames per second delivered, in constant memory, past the first ``skip`` frames (often
+    buffered at start): from the driver's timestamps while every frame has one and they
+    increase, else from the read times."""
+
+    def __init__(self, skip: int = 3) -> None:
+        self.skip, self.n = skip, 0
+        self.first: tuple[float | None, float] | None = None
+        self.last: tuple[float | None, float] | None = None
+        self.stamps_ok = True
+
+    def add(self, stamp: float | None, read_t: float) -> None:
+        self.n += 1
+        if stamp is None or (self.last is not None and (self.last[0] is None or stamp <= self.last[0])):
+            self.stamps_ok = False
+        self.last = (stamp, read_t)
+        if self.n == self.skip + 1:
+            self.first = self.last
+
+    @property
+    def fps(self) -> float | None:
+        if self.first is None or self.n - self.skip < 3:
+            return None
+        k = 0 if self.stamps_ok else 1
+        span = self.last[k] - self.first[k]
+        return (self.n - self.skip - 1) / span if span > 0 else None
 
 
 class VideoSource(Source):

@@ -110,17 +110,41 @@ class ClipSpec:
     fps: float
     duration_s: float
     distractors_only: bool = False
+    face: str | None = None          # photo to animate; None: the astronaut
 
     def config(self):
         from .synth import SynthConfig
 
         return SynthConfig(seed=self.seed, fps=self.fps, duration_s=self.duration_s,
-                           distractors_only=self.distractors_only)
+                           distractors_only=self.distractors_only, face=self.face)
 
     @property
     def name(self) -> str:
         kind = "distract" if self.distractors_only else "clip"
-        return f"{kind}_s{self.seed}_{self.fps:g}fps_{self.duration_s:g}s"
+        face = f"_{Path(self.face).stem}" if self.face else ""
+        return f"{kind}_s{self.seed}_{self.fps:g}fps_{self.duration_s:g}s{face}"
+
+
+DEFAULT_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "composite"
+
+
+def real_faces(composite: Path, n: int = 24) -> tuple[str, ...]:
+    """One apex crop per subject of a composite folder (labels.csv + apex/), the first ``n``
+    subjects in name order: the clips are rendered on many real faces, not one photo."""
+    import csv
+
+    labels = composite / "labels.csv"
+    if not labels.is_file():
+        raise UserError(f"--faces {composite}: no labels.csv there (the composite layout)")
+    first: dict[str, str] = {}
+    with labels.open(newline="") as f:
+        for row in csv.DictReader(f):
+            first.setdefault(row["subject"], row["apex"])
+    faces = [str(composite / first[s]) for s in sorted(first)[:n]]
+    missing = [f for f in faces if not Path(f).is_file()]
+    if missing:
+        raise UserError(f"--faces {composite}: {len(missing)} apex crops missing, e.g. {missing[0]}")
+    return tuple(faces)
 
 
 @dataclass
@@ -141,11 +165,11 @@ def _generator_stamp() -> str:
     """Cached tracks are only valid for the generator and tracker that made them."""
     import mediapipe
 
-    from . import alignment, landmarks, synth
+    from . import alignment, landmarks, preprocess, synth
     from .spotting import flow
 
     h = hashlib.sha1()
-    for mod in (synth, landmarks, alignment, flow):
+    for mod in (synth, landmarks, alignment, flow, preprocess):
         h.update(Path(mod.__file__).read_bytes())
     h.update(mediapipe.__version__.encode())
     return h.hexdigest()[:12]
@@ -224,7 +248,7 @@ def spot_track(track: Track, sensitivity: float, overrides: dict, backend: str =
     sp = Spotter(track.fps, sensitivity=sensitivity, backend=backend, **overrides)
     sp.warmup()
     windows: list[Window] = []
-    lost = True
+    lost, last = True, None
     face = 0
     t0 = time.perf_counter()
     for i, p in enumerate(track.points):
@@ -234,12 +258,15 @@ def spot_track(track: Track, sensitivity: float, overrides: dict, backend: str =
                 windows += sp.face_lost(i, t)
             lost = True
             continue
-        lost = False
+        lm = FaceLandmarks(i, t, p)
+        if last is None:
+            sp.hold_start(lm)        # a file: its first frame held still before it, as the pipeline does
+        lost, last = False, lm
         face += 1
-        windows += sp.update(FaceLandmarks(i, t, p))[1]
+        windows += sp.update(lm)[1]
     dt = time.perf_counter() - t0
     n = len(track.points)
-    windows += sp.face_lost(n, n / track.fps)
+    windows += sp.hold_end(last) if not lost else sp.face_lost(n, n / track.fps)
     return SpotRun(windows, asdict(sp.counts), face, dt / max(1, len(track.points)) * 1e6)
 
 
@@ -313,14 +340,20 @@ class EvalPlan:
     duration200_s: float = 10.0
     duration_distract_s: float = 20.0
     seed0: int = EVAL_SEED0
+    faces: tuple[str | None, ...] = (None,)   # photos, one clip after another (None: the astronaut)
 
     def specs(self) -> dict[str, list[ClipSpec]]:
-        s = self.seed0
+        s, f = self.seed0, self.faces
+
+        def face(i: int) -> str | None:
+            return f[i % len(f)]
+
         return {
-            "30": [ClipSpec(s + i, 30.0, self.duration30_s) for i in range(self.n30)],
-            "200": [ClipSpec(s + 100 + i, 200.0, self.duration200_s) for i in range(self.n200)],
-            "distractors": [ClipSpec(s + DISTRACTOR_SEED_OFFSET + i, 30.0, self.duration_distract_s, True)
-                            for i in range(self.n_distract)],
+            "30": [ClipSpec(s + i, 30.0, self.duration30_s, face=face(i)) for i in range(self.n30)],
+            "200": [ClipSpec(s + 100 + i, 200.0, self.duration200_s, face=face(self.n30 + i))
+                    for i in range(self.n200)],
+            "distractors": [ClipSpec(s + DISTRACTOR_SEED_OFFSET + i, 30.0, self.duration_distract_s, True,
+                                     face=face(self.n30 + self.n200 + i)) for i in range(self.n_distract)],
         }
 
 
@@ -328,6 +361,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from .spotting import DEFAULT_SENSITIVITY
 
     parser.add_argument("--json", metavar="PATH", help="write the full results here")
+    parser.add_argument("--real", metavar="DIR", help="instead: real ME clips in the realclips layout (DIR/clips.json): "
+                        "the live pipeline on each as it comes and between 1 s of held first/last frames, "
+                        "and recognise with its own and the coded apex (see real_eval.py)")
+    parser.add_argument("--weights", help="--real: model folder (default: the shipped one)")
+    parser.add_argument("--faces", default=None, metavar="astronaut|DIR",
+                        help="faces the clips are rendered on: a composite folder (one apex crop per subject, "
+                             "24 subjects; default ../shared/data/composite when present) or astronaut (one photo)")
     parser.add_argument("--cache", metavar="DIR", default=str(DEFAULT_CACHE),
                         help=f"landmark-track cache (default {DEFAULT_CACHE}); 'none' to disable")
     parser.add_argument("--n30", type=int, default=12, help="generated clips at 30 fps (12)")
@@ -465,18 +505,36 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
+def run_real(args: argparse.Namespace) -> int:
+    from . import real_eval
+
+    results = real_eval.evaluate(Path(args.real), weights=args.weights, progress=not args.quiet)
+    print(real_eval.table(results))
+    print(json.dumps(results["summary"], indent=1))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.real:
+        return run_real(args)
     _check(args)
     overrides = parse_overrides(args.set)
     seed0 = args.seed0 if args.seed0 is not None else (TUNE_SEED0 if args.seeds == "tune" else EVAL_SEED0)
+    faces_arg = args.faces or (str(DEFAULT_FACES) if (DEFAULT_FACES / "labels.csv").is_file() else "astronaut")
+    faces = (None,) if faces_arg == "astronaut" else real_faces(Path(faces_arg))
     plan = EvalPlan(args.n30, args.n200, args.n_distract, args.duration30, args.duration200, args.duration_distract,
-                    seed0)
+                    seed0, faces)
     cache = None if args.cache.lower() == "none" else Path(args.cache)
     data = None if args.data.lower() == "none" else Path(args.data)
     from .spotting import SpotterConfig
 
     results = evaluate(plan, cache, args.sensitivity, overrides, data, args.backend, progress=not args.quiet)
-    results = {"plan": asdict(plan), "seed_range": "tune" if seed0 >= TUNE_SEED0 else "eval",
+    results = {"plan": {**asdict(plan), "faces": [Path(f).name if f else "astronaut" for f in plan.faces]},
+               "seed_range": "tune" if seed0 >= TUNE_SEED0 else "eval",
                "iou_threshold": IOU_THRESHOLD, "sensitivity": args.sensitivity,
                "spotter": asdict(SpotterConfig(**overrides)), **results}
     print(summary(results))

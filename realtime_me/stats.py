@@ -46,11 +46,15 @@ class Stats:
     frames_in: int = 0
     frames_processed: int = 0
     frames_with_face: int = 0
+    mesh_runs: int = 0               # frames the face mesh ran on (the others carried its points)
     frames_dropped: int = 0
     classifications_dropped: int = 0
     max_faces_seen: int = 0
     face_lost_spans: list[dict] = field(default_factory=list)
     stages: dict[str, StageTimes] = field(default_factory=dict)
+    #: CPU seconds each pipeline thread used (set when it ends): on a shared machine CPU time
+    #: per frame says what the path costs when wall-clock figures only say how busy the machine was
+    thread_cpu_s: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -87,19 +91,21 @@ class Stats:
             "frames_in": self.frames_in,
             "frames_processed": self.frames_processed,
             "frames_with_face": self.frames_with_face,
+            "mesh_runs": self.mesh_runs,
             "frames_dropped": self.frames_dropped,
             "classifications_dropped": self.classifications_dropped,
             "max_faces_seen": self.max_faces_seen,
             "face_lost_spans": list(self.face_lost_spans),
             "wall_s": round(wall, 3),
             "fps_processed": self._fps(wall),
+            "thread_cpu_s": {k: round(v, 3) for k, v in self.thread_cpu_s.items()},
             "latency": stages,
         }
 
     def format(self) -> str:
         d = self.to_dict()
         lines = [f"frames in {d['frames_in']}, processed {d['frames_processed']} "
-                 f"({d['frames_with_face']} with a face), dropped {d['frames_dropped']}; "
+                 f"({d['frames_with_face']} with a face, face mesh on {d['mesh_runs']}), dropped {d['frames_dropped']}; "
                  f"{d['fps_processed']} fps over {d['wall_s']} s"]
         for name, s in d["latency"].items():
             if s.get("count"):

@@ -942,3 +942,24 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = ["SynthConfig", "SynthClip", "write_clip", "configure", "run", "EXPRESSIONS", "ACTION_UNITS",
            "duration_quantiles", "y4m_header", "truth_path", "output_kind"]
+
+
+# --------------------------------------------------------------------------- public field API
+
+def apply_expression(image_bgr: np.ndarray, landmarks_xy: np.ndarray, expression: Expression,
+                     amplitude_px: float) -> np.ndarray:
+    """``image_bgr`` with ``expression`` drawn at its apex: the AU field (built on these
+    478x2 landmarks, as in the clips) scaled so the peak landmark moves ``amplitude_px``."""
+    h, w = image_bgr.shape[:2]
+    lm = np.asarray(landmarks_xy, np.float64)[:, :2]
+    f = _build_field(expression, lm, _FaceAxes.of(lm), w, h)
+    e = _invert(f.grid * np.float32(amplitude_px), 2)
+    ph, pw = e.shape[:2]
+    out = image_bgr.copy()
+    mp = _pixel_grid(ph, pw) + np.float32([f.x0, f.y0]) - e
+    out[f.y0:f.y0 + ph, f.x0:f.x0 + pw] = cv2.remap(image_bgr, mp, None, cv2.INTER_LINEAR,
+                                                    borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+__all__ += ["apply_expression", "Expression"]

@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MEData, au_counts, load_data, loso_splits, read_labels
+from . import seqtrain
 from .errors import UserError
+from .seqtrain import SEQ_MODELS
 from .models import create_model, make_config, orthogonality_loss
 from .models.medn import mirror_flow
 from .preprocess import FLOW_SIZE, PREPROCESS_VERSION
@@ -158,12 +160,16 @@ def masked_au_loss(au_logits: torch.Tensor, au: torch.Tensor, mask: torch.Tensor
 
 
 def train_model(name: str, data: MEData, idx: np.ndarray, cfg: TrainConfig, progress: bool = False,
-                on_epoch: Callable[[nn.Module, int], None] | None = None, **overrides) -> tuple[nn.Module, list[float]]:
-    """Train a fresh ``name`` model on rows ``idx``; returns the model (eval mode) and per-epoch mean loss.
+                on_epoch: Callable[[nn.Module, int], None] | None = None, init: dict | None = None,
+                **overrides) -> tuple[nn.Module, list[float]]:
+    """Train a ``name`` model on rows ``idx``; returns the model (eval mode) and per-epoch mean loss.
+    ``init``: a (partial) state dict to start from instead of the fresh initialisation (pretrained weights).
     ``on_epoch(model, epoch)`` sees the model in eval mode after each epoch (for studies of the schedule)."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = create_model(name, class_names=data.class_names, **_au_override(name, data), **overrides)
+    if init:
+        model.load_state_dict({**model.state_dict(), **init})
     flow, apex, y, au, au_mask = _tensors(data, idx)
     counts = torch.bincount(y, minlength=len(data.class_names)).float()
     class_weight = (counts.sum() / (len(counts) * counts.clamp_min(1.0)))
@@ -226,40 +232,123 @@ def load_for(model: str | object, data_dir: str | Path) -> MEData:
 
 
 def cross_validate(name: str, data: MEData, splits, cfg: TrainConfig, desc: str = "folds", workers: int = 1,
-                   **overrides) -> dict:
+                   inits: Sequence[dict | None] | None = None, per_epoch: bool = False,
+                   executor: str = "local", address: str | None = None, **overrides) -> dict:
     """Train/predict over subject-disjoint splits and score the pooled predictions.
 
     ``workers`` > 1 trains folds in that many spawned processes with one torch
     thread each (small models scale better across processes than threads);
-    every fold is seeded the same way either way."""
-    from tqdm import tqdm
-
+    ``executor="ray"`` runs them as Ray tasks of one CPU and one thread instead
+    (a local Ray, or the cluster at ``address``): same seeds, same predictions.
+    ``inits[i]`` is split i's starting state dict (pretraining). ``per_epoch``
+    also predicts the test rows after every epoch and adds the per-subject
+    best-epoch column (``per_subject_best``: reads the test labels, for comparison
+    with published figures only)."""
     probs = np.zeros((len(data), len(data.class_names)), np.float32)
+    by_epoch = np.zeros((cfg.epochs, len(data), len(data.class_names)), np.float32) if per_epoch else None
     seen = np.zeros(len(data), bool)
     t0 = time.perf_counter()
-    tasks = [(name, tr, te, cfg, overrides) for tr, te in splits]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(data,)) as pool:
-            for te, p in tqdm(pool.imap_unordered(_worker_fold, tasks), total=len(tasks), desc=desc, unit="fold"):
-                probs[te], seen[te] = p, True
-    else:
-        for task in tqdm(tasks, desc=desc, unit="fold"):
-            te, p = _fold(data, *task)
-            probs[te], seen[te] = p, True
+    inits = list(inits) if inits is not None else [None] * len(splits)
+    tasks = [(name, tr, te, cfg, overrides, init, per_epoch) for (tr, te), init in zip(splits, inits)]
+    for te, p, pe in run_tasks(_fold, data, tasks, workers, executor, address, desc):
+        probs[te], seen[te] = p, True
+        if per_epoch:
+            by_epoch[:, te] = pe
     pred = probs.argmax(1)
     result = score(data.labels[seen], pred[seen], data.datasets[seen], data.class_names)
+    if per_epoch:
+        sel = np.flatnonzero(seen)
+        best = per_subject_best(by_epoch[:, sel], data.labels[sel], data.subjects[sel])
+        result["per_subject_best"] = score(data.labels[sel], best, data.datasets[sel], data.class_names)
+        result["uf1_by_epoch"] = [round(score(data.labels[sel], by_epoch[e, sel].argmax(1), data.datasets[sel],
+                                              data.class_names)["overall"]["uf1"], 4) for e in range(cfg.epochs)]
     result.update(model=name, samples=int(seen.sum()), subjects=len(set(data.subjects[seen].tolist())),
                   wall_time_s=round(time.perf_counter() - t0, 1), train_config=dataclasses.asdict(cfg),
-                  model_overrides=overrides, workers=workers,
-                  threads_per_worker=1 if workers > 1 else torch.get_num_threads())
+                  model_overrides=overrides, workers=workers, executor=executor,
+                  threads_per_worker=1 if workers > 1 or executor == "ray" else torch.get_num_threads())
     return result
 
 
-def _fold(data: MEData, name: str, train_idx: np.ndarray, test_idx: np.ndarray, cfg: TrainConfig, overrides: dict):
+def per_subject_best(probs: np.ndarray, labels: np.ndarray, subjects: np.ndarray) -> np.ndarray:
+    """(E, N, C) -> (N,) predictions: each subject's rows from the epoch with its best accuracy
+    (ties to the later epoch), HTNet's ``best_each_subject_pred`` rule. Reads the test labels."""
+    pred = probs.argmax(2)
+    out = pred[-1].copy()
+    for s in np.unique(subjects):
+        rows = subjects == s
+        acc = (pred[:, rows] == labels[rows]).mean(1)
+        best = len(acc) - 1 - int(np.argmax(acc[::-1]))
+        out[rows] = pred[best, rows]
+    return out
+
+
+def run_tasks(fn: Callable, data: MEData, tasks: list, workers: int = 1, executor: str = "local",
+              address: str | None = None, desc: str = "tasks"):
+    """Yield ``fn(data, *task)`` for every task (in completion order when parallel), with a progress bar.
+
+    local + ``workers`` 1: in this process; local + more: spawned processes of one
+    torch thread; ``ray``: Ray tasks of one CPU and one thread (``address`` None = a
+    local Ray of ``workers`` CPUs)."""
+    from tqdm import tqdm
+
+    if executor == "ray":
+        yield from _ray_tasks(fn, data, tasks, workers, address, desc)
+    elif executor != "local":
+        raise UserError(f"unknown executor {executor!r} (local or ray)")
+    elif workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(data,)) as pool:
+            yield from tqdm(pool.imap_unordered(_worker_call, [(fn, t) for t in tasks]), total=len(tasks),
+                            desc=desc, unit="task")
+    else:
+        for task in tqdm(tasks, desc=desc, unit="task"):
+            yield fn(data, *task)
+
+
+def _ray_tasks(fn: Callable, data: MEData, tasks: list, workers: int, address: str | None, desc: str):
+    from tqdm import tqdm
+
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'realtime-me[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else max(1, workers), include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_ray_call)
+        ref = ray.put(data)
+        pending = [remote.remote(fn, ref, t) for t in tasks]
+        with tqdm(total=len(tasks), desc=desc, unit="task") as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(done))
+                yield ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_call(fn: Callable, data: MEData, task):
+    torch.set_num_threads(1)
+    return fn(data, *task)
+
+
+def _fold(data: MEData, name: str, train_idx: np.ndarray, test_idx: np.ndarray, cfg: TrainConfig, overrides: dict,
+          init: dict | None = None, per_epoch: bool = False):
+    """(test rows, last-epoch probabilities, (E, len(test), C) per-epoch probabilities or None)."""
+    seen = []
+    hook = (lambda m, _: seen.append(predict(m, data, test_idx))) if per_epoch else None
+    model, _ = train_model(name, data, train_idx, cfg, on_epoch=hook, init=init, **overrides)
+    return test_idx, predict(model, data, test_idx), (np.stack(seen) if per_epoch else None)
+
+
+def pretrain_state(data: MEData, name: str, train_idx: np.ndarray, cfg: TrainConfig, overrides: dict) -> dict:
+    """Train ``name`` on rows ``train_idx`` (the synthetic set) and return its state dict."""
     model, _ = train_model(name, data, train_idx, cfg, **overrides)
-    return test_idx, predict(model, data, test_idx)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 _WORKER_DATA: MEData | None = None
@@ -271,16 +360,34 @@ def _worker_init(data: MEData) -> None:
     _WORKER_DATA = data
 
 
-def _worker_fold(task):
-    return _fold(_WORKER_DATA, *task)
+def _worker_call(job):
+    fn, task = job
+    return fn(_WORKER_DATA, *task)
 
 
-def loso(name: str, data: MEData, cfg: TrainConfig | None = None, workers: int = 1, **overrides) -> dict:
+def loso(name: str, data: MEData, cfg: TrainConfig | None = None, workers: int = 1, pretrain=None,
+         data_dir: str | Path = DEFAULT_DATA, per_epoch: bool = False, executor: str = "local",
+         address: str | None = None, **overrides) -> dict:
+    """Leave-one-subject-out; ``pretrain`` (a ``pretrain.PretrainConfig``) starts each fold from
+    synthetic pretraining on faces outside the held-out subject's face group."""
     cfg = cfg or SCHEDULES[name]
     splits = [(tr, te) for _, tr, te in loso_splits(data.subjects)]
-    result = cross_validate(name, data, splits, cfg, desc=f"LOSO {name}", workers=workers, **overrides)
+    inits = None
+    if pretrain is not None:
+        from .pretrain import pretrained_inits
+
+        inits = pretrained_inits(name, data, splits, data_dir, pretrain, workers, executor, address, overrides)
+    result = cross_validate(name, data, splits, cfg, desc=f"LOSO {name}", workers=workers, inits=inits,
+                            per_epoch=per_epoch, executor=executor, address=address, **overrides)
     result["protocol"] = "leave-one-subject-out, predictions pooled over folds; fixed schedule, no test-subject epoch picking"
+    if pretrain is not None:
+        result["pretrain"] = _pretrain_summary(pretrain)
     return result
+
+
+def _pretrain_summary(p) -> dict:
+    return {"synthetic_set": dataclasses.asdict(p.synth), "schedule": dataclasses.asdict(p.schedule),
+            "parts": p.parts, "face_groups": p.groups}
 
 
 def plot_confusion(result: dict, out: str | Path) -> None:
@@ -325,12 +432,15 @@ def _write_outputs(result: dict, args) -> None:
 def _common(parser: argparse.ArgumentParser, model: bool = True) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder in the composite layout (default: %(default)s)")
     if model:
-        parser.add_argument("--model", default="medn", choices=sorted(SCHEDULES), help="architecture (default: medn)")
+        parser.add_argument("--model", default="medn", choices=sorted(SCHEDULES) + list(SEQ_MODELS),
+                            help="architecture (default: medn; fdp and pointcloud train on --dataset, see seqtrain.py)")
         parser.add_argument("--epochs", type=int, help="override the fixed schedule's epoch count")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     if model:
         parser.add_argument("--workers", type=int, default=1,
                             help="LOSO: train folds in N processes of one thread each (default: 1)")
+        parser.add_argument("--pretrain", action="store_true",
+                            help="start from synthetic AU pretraining on the folder's faces (see realtime_me/pretrain.py)")
 
 
 def _schedule(args) -> TrainConfig:
@@ -340,43 +450,81 @@ def _schedule(args) -> TrainConfig:
 
 def configure_loso(parser: argparse.ArgumentParser) -> None:
     _common(parser)
+    seqtrain.add_options(parser)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="run folds as local processes (default) or Ray tasks (pip install 'realtime-me[ray]')")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local Ray of --workers CPUs)")
+    parser.add_argument("--per-epoch", action="store_true",
+                        help="also score HTNet's per-subject best-epoch rule (reads test labels; comparison only)")
     parser.add_argument("--json", type=Path, help="write the scores here")
     parser.add_argument("--plot", type=Path, help="write a confusion-matrix PNG here")
 
 
 def run_loso(args) -> int:
+    if seqtrain.wanted(args):
+        return seqtrain.run_loso(args)
     torch.set_num_threads(args.threads)
     data = load_for(args.model, args.data)
-    result = loso(args.model, data, _schedule(args), workers=args.workers)
+    if args.address and args.executor != "ray":
+        raise UserError("--address needs --executor ray")
+    result = loso(args.model, data, _schedule(args), workers=args.workers, pretrain=_pretrain_cfg(args),
+                  data_dir=args.data, per_epoch=args.per_epoch, executor=args.executor, address=args.address)
     _print_result(result)
     _write_outputs(result, args)
     return 0
 
 
+def _pretrain_cfg(args):
+    if not getattr(args, "pretrain", False):
+        return None
+    from .pretrain import PretrainConfig
+
+    return PretrainConfig()
+
+
 def configure_train(parser: argparse.ArgumentParser) -> None:
     _common(parser)
+    seqtrain.add_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="weights folder to write (model.safetensors + model.json)")
     parser.add_argument("--loso-json", type=Path, help="LOSO result JSON to copy into the model card")
 
 
 def run_train(args) -> int:
+    if seqtrain.wanted(args):
+        return seqtrain.run_train(args)
     from .weights import ModelCard, save_model
 
     torch.set_num_threads(args.threads)
     data = load_for(args.model, args.data)
     cfg = _schedule(args)
-    model, history = train_model(args.model, data, np.arange(len(data)), cfg, progress=True)
+    pre = _pretrain_cfg(args)
+    init = None
+    if pre is not None:
+        from .pretrain import pretrained_inits
+
+        init = pretrained_inits(args.model, data, [(np.arange(len(data)), np.arange(0))], args.data, pre,
+                                workers=args.workers, all_faces=True)[0]
+    model, history = train_model(args.model, data, np.arange(len(data)), cfg, progress=True, init=init)
     card = ModelCard.for_model(
         model, inputs=input_spec(model), preprocess_version=PREPROCESS_VERSION,
         training={"data": str(args.data.name), "samples": len(data), "subjects": len(set(data.subjects.tolist())),
                   "per_dataset": {d: int((data.datasets == d).sum()) for d in sorted(set(data.datasets.tolist()))},
                   "au_counts": {a: int(data.au[:, i].sum()) for i, a in enumerate(data.au_names)},
-                  "schedule": dataclasses.asdict(cfg), "final_loss": round(history[-1], 4)},
+                  "schedule": dataclasses.asdict(cfg), "final_loss": round(history[-1], 4),
+                  **({"pretraining": _pretrain_card(pre, args.data)} if pre is not None else {})},
         loso=_loso_summary(args.loso_json), date=date.today().isoformat(), seed=cfg.seed,
         notes=SELECTION_NOTES if args.model == "medn" else "In-harness baseline, same folds and loop.")
     save_model(model, card, args.out)
     print(f"saved {args.model} to {args.out} (final training loss {history[-1]:.4f})")
     return 0
+
+
+def _pretrain_card(pre, data_dir: Path) -> dict:
+    from .pretrain import CARD_TEXT
+
+    return {**_pretrain_summary(pre), "face_groups": None,
+            "faces": f"the apex crops of {Path(data_dir).name} (every subject: the final model holds none out)",
+            "how": CARD_TEXT}
 
 
 def input_spec(model: nn.Module) -> dict:
@@ -396,8 +544,11 @@ def _loso_summary(path: Path | None) -> dict:
         raise UserError(f"{path}: LOSO result not found")
     r = json.loads(path.read_text())
     keep = ("overall", "per_dataset")
-    return {"protocol": r.get("protocol", ""), "wall_time_s": r.get("wall_time_s"),
-            **{k: _strip_cm(r[k]) for k in keep if k in r}}
+    out = {"protocol": r.get("protocol", ""), "wall_time_s": r.get("wall_time_s"),
+           **{k: _strip_cm(r[k]) for k in keep if k in r}}
+    if "per_subject_best" in r:   # HTNet's rule, reads the test labels: for comparison only
+        out["per_subject_best_epoch"] = {k: _strip_cm(r["per_subject_best"][k]) for k in keep}
+    return out
 
 
 def _strip_cm(v: dict) -> dict:

@@ -35,12 +35,15 @@ class FaceLandmarks:
     ``points`` is (478, 3) float32: x, y in pixels of the full frame, z in the
     same pixel scale (MediaPipe's relative depth times the frame width).
     ``n_faces`` is how many faces the tracker saw (it follows the largest).
+    ``measured`` is False for points the tracker carried from its last mesh run
+    (the mesh need not run on every frame of a fast source).
     """
 
     index: int
     t: float
     points: np.ndarray
     n_faces: int = 1
+    measured: bool = True
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -56,7 +59,8 @@ class AlignedFace:
     """Face warped by a similarity transform onto the canonical template.
 
     ``crop`` is SxSx3 uint8 BGR; ``matrix`` the 2x3 frame->crop transform;
-    ``points`` the landmarks (478, 2) in crop pixels.
+    ``points`` the landmarks (478, 2) in crop pixels; ``measured`` as in
+    ``FaceLandmarks`` (False: carried, not re-measured on this frame).
     """
 
     index: int
@@ -64,6 +68,7 @@ class AlignedFace:
     crop: np.ndarray
     matrix: np.ndarray
     points: np.ndarray
+    measured: bool = True
 
 
 @dataclass(slots=True)

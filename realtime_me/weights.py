@@ -71,6 +71,9 @@ class ModelCard:
 CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "flow_size": (4, 512), "apex_size": (4, 512), "patch": (1, 512), "depth": (1, 64), "heads": (1, 64),
     "mlp_ratio": (0.01, 16.0), "dropout": (0.0, 1.0), "keep_ratios": (1e-3, 1.0),
+    # FDP and the point-cloud model (models/fdp.py, models/pointcloud.py)
+    "n_frames": (2, 64), "frame_size": (8, 512), "dynamic_size": (8, 256), "n_points": (1, 468), "k": (1, 64),
+    "in_features": (4, 64), "motion_floor": (1e-6, 100.0),
 }
 DEFAULT_INT_RANGE = (1, 4096)
 #: The largest model a card may describe (the shipped MEDN has 0.16 M parameters); counted
@@ -272,8 +275,43 @@ def _ststnet_size(c) -> tuple[str | None, int]:
     return None, sum(3 * ch * 9 + ch + 2 * ch for ch in c.channels) + (sum(c.channels) * side * side + 1) * len(c.class_names)
 
 
+def _fdp_size(c) -> tuple[str | None, int]:
+    """(inconsistency, parameter count) of an FDPConfig, following ``models.fdp``."""
+    if c.frame_size % 8:
+        return f"frame_size {c.frame_size} is not a multiple of 8 (the stem's stride)", 0
+    if c.dynamic_size % 8:
+        return f"dynamic_size {c.dynamic_size} is not a multiple of 8 (three 2x upsamplings)", 0
+    tokens = (c.frame_size // 8) ** 2
+    if tokens > MAX_TOKENS:
+        return f"frame_size {c.frame_size} gives {tokens} tokens (at most {MAX_TOKENS}: attention is quadratic)", 0
+    if c.dim % c.heads:
+        return f"dim {c.dim} is not divisible by heads {c.heads}", 0
+    d, hidden, q2 = c.dim, int(c.dim * c.mlp_ratio), (c.dynamic_size // 8) ** 2
+    if hidden < 1:
+        return f"dim * mlp_ratio = {d * c.mlp_ratio:g} leaves no MLP width", 0
+    n = 2 * 16 * 16 + 16 + 2 * 16 + 16 * d * 4 + d + tokens * d                 # stem, positions
+    block = 2 * d + d * 9 + d + 2 * d + 3 * d * d + 3 * d + d * d + d + 2 * d + d * hidden + hidden + hidden * d + d
+    n += c.depth * block + 2 * d + d + 1 + d * d + d                             # blocks, norm, scorer, rank_proj
+    n += (d + 1) * (len(c.class_names) + len(c.au_names))                        # heads
+    n += d * 16 * q2 + 16 * q2 + 16 * 16 * 16 + 16 + 16 * 8 * 16 + 8 + 8 * 16 + 1  # decoder
+    return None, n
+
+
+def _pointcloud_size(c) -> tuple[str | None, int]:
+    """(inconsistency, parameter count) of a PointCloudConfig, following ``models.pointcloud``."""
+    if c.k > c.n_points:
+        return f"k {c.k} is larger than n_points {c.n_points}", 0
+    f, l = c.in_features, c.local_dim
+    n = 2 * f * l + l + 2 * l + l * l + l + 2 * l
+    prev = f + l
+    for ch in c.channels:
+        n, prev = n + prev * ch + ch + 2 * ch, ch
+    n += 2 * prev * 64 + 64 + 65 * (len(c.class_names) + len(c.au_names))
+    return None, n
+
+
 #: architecture -> its config's consistency and size; one missing here gets the field checks only
-_SIZE_RULES = {"medn": _medn_size, "ststnet": _ststnet_size}
+_SIZE_RULES = {"medn": _medn_size, "ststnet": _ststnet_size, "fdp": _fdp_size, "pointcloud": _pointcloud_size}
 
 
 def save_model(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path:

@@ -107,3 +107,34 @@ def test_spot_eval_rejects_bad_options(capsys):
                  "--n-distract", "0"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
     assert main(["spot-eval", "--duration30", "0"]) == 2
+
+
+# ------------------------------------------------------------------ real clips (spot-eval --real)
+def test_real_clip_sources_hold_their_ends_and_scoring_shifts_back(shared_data):
+    from realtime_me.datasets import read_samples
+    from realtime_me.real_eval import ClipSource, score_live
+    from realtime_me.types import Event
+
+    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "samm_022_022_3_3")
+    src = ClipSource(s, hold=5)
+    frames = list(src.frames())
+    assert len(frames) == src.info.n_frames == s.n_frames + 10
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert (frames[0].image == frames[5].image).all() and (frames[-1].image == frames[-6].image).all()
+    w = Window(onset_index=5 + 2, apex_index=5 + s.apex, offset_index=5 + s.n_frames - 2, onset_t=0, apex_t=0,
+               offset_t=0.2, kind="micro")
+    r = score_live([Event(window=w, emotion=s.label)], s, hold=5, fps=s.fps)
+    assert r.spotted and r.onset == 2 and r.apex == s.apex and r.apex_error_ms == 0.0 and r.iou > 0.8
+
+
+@pytest.mark.slow
+def test_live_pipeline_spots_a_real_clip_from_its_onset(shared_data):
+    """A research sample as it comes (coded onset to coded offset, nothing around it)."""
+    from realtime_me.datasets import read_samples
+    from realtime_me.real_eval import run_live
+
+    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "samm_022_022_3_3")
+    r = run_live(s, hold=0, weights=None, backend="onnxruntime")
+    assert r.spotted and r.kind == "micro" and r.iou >= 0.5
+    assert r.emotion == s.label
+    assert 0 <= r.onset <= r.apex <= r.offset <= s.n_frames - 1

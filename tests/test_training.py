@@ -117,3 +117,74 @@ def test_schedules_are_fixed_configs():
 def test_default_au_set_is_the_frequent_aus(composite):
     from realtime_me.training import choose_aus
     assert choose_aus(composite, min_count=10) == DEFAULT_AUS
+
+
+def test_per_subject_best_reads_each_subjects_best_epoch():
+    from realtime_me.training import per_subject_best
+    labels = np.array([0, 1, 0, 1])
+    subjects = np.array(["a", "a", "b", "b"])
+    probs = np.zeros((3, 4, 2), np.float32)
+    probs[0, :, 0] = 1          # epoch 0: all class 0 -> a 1/2, b 1/2
+    probs[1, [1, 2], 1] = 2     # epoch 1: predicts 0,1,1,0 -> a 2/2, b 0/2
+    probs[2, :, 1] = 1          # epoch 2: all class 1 -> a 1/2, b 1/2 (tie with epoch 0: later wins)
+    assert per_subject_best(probs, labels, subjects).tolist() == [0, 1, 1, 1]
+
+
+def _small(data, n_subjects=4):
+    from realtime_me.data import MEData
+    idx = np.flatnonzero(np.isin(data.subjects, sorted(set(data.subjects.tolist()))[:n_subjects]))
+    return MEData([data.rows[i] for i in idx], data.flow[idx], data.apex[idx], data.labels[idx], data.au[idx],
+                  data.au_mask[idx], data.class_names, data.au_names)
+
+
+def test_cross_validate_per_epoch_column_leaves_the_fixed_figure_alone(data):
+    from realtime_me.training import cross_validate
+    d = _small(data)
+    splits = group_kfold(d.subjects, 2, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=16)
+    small = {"dim": 32, "depth": 1}
+    plain = cross_validate("medn", d, splits, cfg, **small)
+    looked = cross_validate("medn", d, splits, cfg, per_epoch=True, **small)
+    assert plain["overall"] == looked["overall"]
+    assert "per_subject_best" not in plain and len(looked["uf1_by_epoch"]) == 2
+    assert looked["uf1_by_epoch"][-1] == looked["overall"]["uf1"]
+    assert looked["per_subject_best"]["overall"]["n"] == len(d)
+
+
+def test_init_state_is_where_training_starts(data):
+    d = _small(data, 2)
+    idx = np.arange(len(d))
+    small = {"dim": 32, "depth": 1}
+    a, _ = train_model("medn", d, idx, TrainConfig(epochs=1, batch_size=16, seed=0), **small)
+    still = TrainConfig(epochs=1, batch_size=16, seed=1, lr=0.0)   # lr 0: parameters stay where they start
+    zero = {k: torch.zeros_like(v) for k, v in a.state_dict().items() if k.startswith("motion.conv.0.")}
+    b, _ = train_model("medn", d, idx, still, init=zero, **small)
+    assert torch.equal(b.state_dict()["motion.conv.0.weight"], zero["motion.conv.0.weight"])
+    c, _ = train_model("medn", d, idx, still, init=a.state_dict(), **small)
+    fresh, _ = train_model("medn", d, idx, still, **small)
+    for k, v in a.named_parameters():
+        assert torch.equal(dict(c.named_parameters())[k], v), k
+    assert not torch.equal(dict(fresh.named_parameters())["head.1.weight"], dict(a.named_parameters())["head.1.weight"])
+
+
+def test_unknown_executor_is_a_user_error(data):
+    from realtime_me.training import cross_validate
+    d = _small(data, 2)
+    with pytest.raises(UserError, match="executor"):
+        cross_validate("medn", d, group_kfold(d.subjects, 2), TrainConfig(epochs=1), executor="dask")
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_results(data):
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pytest.skip("ray is not installed (optional extra: pip install '.[ray]')")
+    from realtime_me.training import cross_validate
+    d = _small(data, 4)
+    splits = group_kfold(d.subjects, 2, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=16)
+    small = {"dim": 32, "depth": 1}
+    local = cross_validate("medn", d, splits, cfg, workers=2, **small)
+    on_ray = cross_validate("medn", d, splits, cfg, workers=2, executor="ray", **small)
+    assert on_ray["overall"] == local["overall"] and on_ray["executor"] == "ray"

@@ -36,12 +36,16 @@ from .regions import eye_tables
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """DIS settings: the MEDIUM preset with fewer variational refinement steps
-    (3.6 ms instead of 6 ms on a 224 px crop here, with the same spotting F1)."""
+    """DIS settings: the MEDIUM preset with fewer variational refinement steps and 12
+    gradient-descent steps per patch instead of 25: flow points are the per-frame path's
+    costliest stage, and these cost about half of the preset's with the same spotting F1
+    (benchmarks/results/pipeline.json and spot_eval.json)."""
 
     swap_s: float = 1.0                 # reference crop replaced this often
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     refinement_iterations: int = 2
+    patch_stride: int | None = None     # None: the preset's
+    descent_iterations: int | None = 12  # None: the preset's (25)
     blink_drop: float = 0.15            # no swap while the eyes are this much less open than usual
     open_window_s: float = 2.0          # "usual": the 90th percentile of the aperture over this long
     max_hold: int = 3                   # ... but swap anyway after this many swap intervals
@@ -77,6 +81,10 @@ class FlowPoints:
         self._apertures: deque[float] = deque(maxlen=max(2, int(round(self.config.open_window_s * fps))))
         self._dis = cv2.DISOpticalFlow_create(self.config.preset)
         self._dis.setVariationalRefinementIterations(self.config.refinement_iterations)
+        if self.config.patch_stride is not None:
+            self._dis.setPatchStride(self.config.patch_stride)
+        if self.config.descent_iterations is not None:
+            self._dis.setGradientDescentIterations(self.config.descent_iterations)
         self.reset()
 
     def reset(self) -> None:
@@ -86,8 +94,8 @@ class FlowPoints:
         self._since = 0
         self._apertures.clear()
 
-    def _may_swap(self, aperture: float) -> bool:
-        if self._since < self.swap_every:
+    def _may_swap(self, aperture: float, measured: bool) -> bool:
+        if self._since < self.swap_every or not measured:  # carried lids: a blink may have begun unseen
             return False
         if self._since >= self.config.max_hold * self.swap_every:
             return True
@@ -104,7 +112,7 @@ class FlowPoints:
             flow = self._dis.calc(self._ref, gray, None)
             pts = (self._ref_pts + sample_bilinear(flow, self._ref_pts)).astype(np.float32)
             self._since += 1
-            if self._may_swap(aperture):
+            if self._may_swap(aperture, face.measured):
                 self._ref, self._ref_pts, self._since = gray, pts, 0
         out = np.zeros((len(pts), 3), np.float32)
         out[:, :2] = pts

@@ -40,7 +40,8 @@ CF_MIN_MICRO_S = 11  # shortest movement reported (s); shorter ones are tracker 
 CF_SETTLE = 12      # a reported macro has settled when its score is below this
 CF_MACRO_MIN = 13   # a movement not back in time is followed as macro only above this (thresholds)
 CF_WARM_GATE = 14   # before the first noise estimate, samples are kept below this many floors
-N_CF = 15
+CF_SETTLED = 15     # a followed movement still below this fraction of its apex ended there (a real ME's residue)
+N_CF = 16
 
 # ---- st_i: integer state ------------------------------------------------------
 SI_M = 0            # frames pushed since the last reset (local frame number)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
-    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
+    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_SETTLED, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
     CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL, CI_W, IDLE, NS_GAIN,
     NS_MED, NS_Q,
     O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET,
@@ -231,6 +231,11 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
     if len(done):
         return emit(int(later[i + done[0]]), index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta,
                     base, apex_shape, st_i, st_f, out)
+    q = settled_at(sig, ce, meta, int(later[i]) + 1, js, int(cfg_i[CI_STILL]), float(e[i]), cfg_f[CF_SETTLED],
+                   st_f[SF_ONSET_T] + cfg_f[CF_MAX_MICRO_S])
+    if q >= 0:
+        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)
     st_i[SI_STATE] = TRACK
     return ST_NONE
 
@@ -238,6 +243,16 @@ def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, 
 def still(sig, col, lo, hi):
     v = sig[_slots(lo, hi, sig.shape[0]), col]
     return v.max() - v.min() < 1.0
+
+
+def settled_at(sig, col, meta, lo, hi, n_still, peak, frac, t_max) -> int:
+    L = sig.shape[0]
+    for q in range(lo, hi - n_still + 1):
+        if meta[q % L, 1] > t_max:
+            return -1
+        if sig[q % L, col] < frac * peak and still(sig, col, q, q + n_still):
+            return q
+    return -1
 
 
 def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats, base,
@@ -250,6 +265,11 @@ def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo
         set_apex(js, smo, meta, apex_shape, st_i, st_f, e)
         st_f[SF_LEVEL] = cfg_f[CF_LEVEL] * e
     n, n_still = js - st_i[SI_ONSET], int(cfg_i[CI_STILL])
+    q = settled_at(sig, 2 * R + 4, meta, max(int(st_i[SI_APEX]) + 1, js - n_still), js, n_still, st_f[SF_EPEAK],
+                   cfg_f[CF_SETTLED], st_f[SF_ONSET_T] + cfg_f[CF_MAX_MICRO_S])
+    if q >= 0:
+        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
+                    st_i, st_f, out)
     back = n >= n_still and still(sig, 2 * R + 4, js - n_still, js) and (
         e < 0.5 * st_f[SF_EPEAK]
         or movement_score(smo[js % L], neutral, region_pts, region_ptr, stats, wts, cfg_f) < 0.5 * e)

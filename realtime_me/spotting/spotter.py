@@ -49,7 +49,7 @@ confirmed once its offset is seen, so ``confirmed_t - apex_t`` is the spotting d
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 import numpy as np
 
 from ..alignment import template
@@ -98,6 +98,8 @@ class SpotterConfig:
     settle: float = 1.0            # after a macro, re-arm once it is back under this (thresholds)
     max_settle_s: float = 1.0      # ... or after this long
     max_gap_s: float = 0.1         # missing frames up to this long are interpolated, longer resets
+    settled: float = 0.9           # followed, still within max_micro_s below this fraction of its apex: ended there
+    sample_max_s: float = 3.0      # offline clips this short are pre-segmented samples: held at both ends
 
     def frames(self, fps: float) -> dict[str, int]:
         """Frame counts at ``fps``."""
@@ -184,9 +186,6 @@ class SpotterCounts:
     resets: int = 0
     interpolated: int = 0
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 class Spotter:
     """Online spotter for one face stream at a fixed frame rate."""
@@ -206,7 +205,7 @@ class Spotter:
         self.tabs = tables()
         fr = self.config.frames(self.fps)
         self.frames = fr
-        self.lag = fr["k"] + max(fr["w"] - 1, fr["h"])   # centre frame = newest - lag
+        self.lag = fr["k"] + max(fr["w"] - 1, fr["h"])   # MotionSamples (centre frames) trail the newest by this
         self.ring = fr["max_active"] + 2 * fr["k"] + self.lag + fr["w"] + 2 * fr["h"] + 8
         c = self.config
         self.cfg_i = np.zeros(L.N_CI, np.int64)
@@ -217,23 +216,19 @@ class Spotter:
         self.cfg_f = np.zeros(L.N_CF, np.float64)
         self.cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
                     L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
-                    L.CF_MACRO_MIN, L.CF_WARM_GATE]] = [
+                    L.CF_MACRO_MIN, L.CF_WARM_GATE, L.CF_SETTLED]] = [
             c.gain, c.quantile, c.floor, self.sensitivity, c.release, 1.0 / max(1.0, c.ref_tau_s * self.fps),
             1.0 / max(1.0, c.ap_tau_s * self.fps), c.blink_drop, c.dom_frac, c.level, c.max_micro_s,
-            c.min_micro_s, c.settle, c.macro_min, c.warm_gate]
+            c.min_micro_s, c.settle, c.macro_min, c.warm_gate, c.settled]
         self.gains = np.where(self.tabs.eye_mask == 1, c.eye_gain, 1.0).astype(np.float64)
         self.state = self._new_state()
         self.counts = SpotterCounts()
         self._last: tuple[int, float, np.ndarray] | None = None  # index, t, points of the last frame fed
+        self._real: list[float] | None = None   # offline: first/last real frame (index, t), windows kept inside
 
     # ------------------------------------------------------------------ public
     def _new_state(self) -> _State:
         return _State.new(self.tabs, self.ring, self.frames["nb"], self.gains)
-
-    @property
-    def delay_frames(self) -> int:
-        """How far MotionSamples trail the newest frame."""
-        return self.lag
 
     def warmup(self) -> None:
         """Compile (or load from numba's cache) every kernel now, on a throwaway stream,
@@ -242,7 +237,7 @@ class Spotter:
         face = np.zeros((478, 3), np.float32)
         face[:, :2] = template()
         rng = np.random.default_rng(0)
-        n = 2 * self.delay_frames + self.frames["nb_min"] * self.frames["nb_every"] + 4
+        n = 2 * self.lag + self.frames["nb_min"] * self.frames["nb_every"] + 4
         for i in range(n):
             pts = face + rng.normal(0, 0.3, face.shape).astype(np.float32)
             self._step(st, pts, i, i / self.fps)
@@ -270,6 +265,45 @@ class Spotter:
                 windows += self._fill_gap(self._last, lm.index, lm.t, pts)
         windows += self._feed(pts, lm.index, lm.t)
         return self._sample(lm), windows
+
+    @property
+    def hold_frames(self) -> int:
+        """Frames of still face the detector needs around a movement: the two-sided
+        difference's reach on both sides and the first noise estimate (about 1.4 s)."""
+        fr = self.frames
+        return 2 * fr["k"] + 2 * (fr["w"] - 1) + max(fr["w"] - 1, fr["h"]) + fr["nb_min"] * fr["nb_every"] + 4
+
+    def holds(self, n_frames: int | None) -> bool:
+        """Is an offline clip of ``n_frames`` a pre-segmented sample (``hold_start`` /
+        ``hold_end``)? Longer files start like a camera: the flow points settle over their
+        first frames, which a held first frame would show as a movement."""
+        return bool(n_frames) and n_frames <= self.config.sample_max_s * self.fps
+
+    def hold_start(self, lm: FaceLandmarks) -> None:
+        """Offline input may begin at an ME's onset, as research samples do (a folder from
+        the coded onset to the coded offset). Before its first frame, feed that frame held
+        still for ``hold_frames`` (indices and times before it): the detector has then
+        learnt the face, and the first real frames are judged against their own start."""
+        dt = 1.0 / self.fps
+        for i in range(self.hold_frames, 0, -1):
+            self.update(FaceLandmarks(lm.index - i, lm.t - i * dt, lm.points))
+        self._real = [lm.index, lm.t, np.inf, np.inf]
+
+    def hold_end(self, lm: FaceLandmarks) -> list[Window]:
+        """Offline input ends with ``lm`` (its last frame with a face): hold it still for
+        ``hold_frames`` so the look-ahead reaches past it, then flush. A movement that runs
+        to the last frame is judged, one that stops there is seen to stop; windows are
+        kept inside the real frames."""
+        if self._real is None:
+            self._real = [lm.index, lm.t, lm.index, lm.t]
+        self._real[2:] = [lm.index, lm.t]
+        dt, out = 1.0 / self.fps, []
+        for i in range(1, self.hold_frames + 1):
+            out += self.update(FaceLandmarks(lm.index + i, lm.t + i * dt, lm.points))[1]
+        n = lm.index + self.hold_frames + 1
+        out += self._flush(n, lm.t + (self.hold_frames + 1) * dt)
+        self._real = None
+        return out
 
     def face_lost(self, index: int, t: float) -> list[Window]:
         """The face is gone (or the stream ended): report a movement that is complete
@@ -370,10 +404,20 @@ class Spotter:
         reg = {n: float(o[L.O_REG + i]) for i, n in enumerate(self.region_names)}
         reg.update(cues(st.apex_shape, st.base, float(o[L.O_AP_APEX]), float(o[L.O_AP_BASE])))
         reg["blink"] = float(o[L.O_BLINK])
+        on, ap, off = int(o[L.O_ONSET]), int(o[L.O_APEX]), int(o[L.O_OFFSET])
+        on_t, ap_t, off_t = float(o[L.O_ONSET_T]), float(o[L.O_APEX_T]), float(o[L.O_OFFSET_T])
+        kind = "micro" if o[L.O_KIND] == 0 else "macro"
+        if self._real is not None:     # offline: the held frames are not the clip's own
+            i0, t0, i1, t1 = self._real
+            clipped = on < i0 or off > i1
+            on, on_t = (on, on_t) if on >= i0 else (int(i0), t0)
+            off, off_t = (off, off_t) if off <= i1 else (int(i1), t1)
+            ap, ap_t = (ap, ap_t) if on <= ap <= off else ((on, on_t) if ap < on else (off, off_t))
+            if clipped:                # cut by the clip's ends: its kind is what the clip shows of it
+                kind = "micro" if off_t - on_t <= self.config.max_micro_s else "macro"
         return Window(
-            onset_index=int(o[L.O_ONSET]), apex_index=int(o[L.O_APEX]), offset_index=int(o[L.O_OFFSET]),
-            onset_t=float(o[L.O_ONSET_T]), apex_t=float(o[L.O_APEX_T]), offset_t=float(o[L.O_OFFSET_T]),
-            kind="micro" if o[L.O_KIND] == 0 else "macro", peak=float(o[L.O_PEAK]),
+            onset_index=on, apex_index=ap, offset_index=off, onset_t=on_t, apex_t=ap_t, offset_t=off_t,
+            kind=kind, peak=float(o[L.O_PEAK]),
             confirmed_t=float(o[L.O_CONF_T]), regions=reg,
         )
 
@@ -384,9 +428,5 @@ class Spotter:
         return MotionSample(lm.index, lm.t, np.zeros(R), 0.0, 1.0)
 
 
-def config_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(SpotterConfig))
-
-
-__all__ = ["Spotter", "SpotterConfig", "SpotterCounts", "DEFAULT_SENSITIVITY", "config_fields"]
+__all__ = ["Spotter", "SpotterConfig", "SpotterCounts", "DEFAULT_SENSITIVITY"]
 

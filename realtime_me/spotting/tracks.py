@@ -112,6 +112,19 @@ class TrackBuilder:
                             "offset_frame": on + r + h + f})
         return self
 
+    def add_residual(self, name: str, apex_s: float, rise_s: float, fall_s: float, residual: float,
+                     amplitude_iod: float) -> "TrackBuilder":
+        """A movement that does not come all the way back, as real MEs often do: it rises to
+        its apex, falls to ``residual`` of it and stays there. Coded offset: where it stopped."""
+        ap, on = self._frame(apex_s), self._frame(apex_s - rise_s)
+        off = ap + max(1, self._frame(fall_s))
+        prof = raised_cosine(self.n, on, ap, off)
+        prof[ap:off + 1] = residual + (1.0 - residual) * prof[ap:off + 1]
+        prof[off + 1:] = residual
+        self._apply(name, prof, amplitude_iod)
+        self.events.append({"kind": "micro", "name": name, "onset_frame": on, "apex_frame": ap, "offset_frame": off})
+        return self
+
     def _apply(self, name: str, prof: np.ndarray, amp: float) -> None:
         for region, (dx, dy) in self.MOVES[name].items():
             idx = list(REGIONS[region])

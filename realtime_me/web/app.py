@@ -20,6 +20,7 @@ from fastapi import FastAPI, WebSocket
 
 from ..errors import UserError
 from ..pipeline import Pipeline
+from ..run import truth_report
 from ..sources import DemoSource, Source, VideoSource
 from . import views
 from .access import AccessKey
@@ -52,16 +53,6 @@ LIVE_VIEW = """
 def too_big_message(name: str, size: int, limit_mb: float) -> str:
     return (f"{name} is {size / 2**20:.1f} MB, larger than this server's {limit_mb:g} MB upload limit: "
             f"trim or re-encode the video (or start the server with --max-upload-mb N)")
-
-
-def _truth_summary(source: Source, result) -> str:
-    """The CLI's ground-truth report for the demo clip (needs spot_eval; skipped without it)."""
-    try:
-        from ..run import _truth_report
-
-        return _truth_report(source, result)
-    except ImportError:
-        return ""
 
 
 @dataclass
@@ -175,7 +166,7 @@ class DemoApp:
                  f"{len(result.events) - n_micro} other movements; {result.end_reason}."]
         if s.note:
             lines.append(f"*{s.note}*")
-        report = _truth_summary(source, result) if truth else ""
+        report = truth_report(source, result) if truth else ""
         if report:
             lines.append(f"```\n{report}\n```")
         return ("\n\n".join(lines), views.timeline_figure(snap, result.events, truth_spans),

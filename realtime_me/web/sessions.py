@@ -78,6 +78,19 @@ class ServeConfig:
         return next((k for k, v in self.model_choices().items() if v == target), DEFAULT_WEIGHTS.name)
 
 
+def release_freed_memory() -> None:
+    """Hand the heap a closed session freed back to the OS (glibc keeps it otherwise, and a
+    server that opens and closes sessions all day would creep upward). No-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ServerBusy(UserError):
     """Every session slot is taken."""
 
@@ -254,8 +267,10 @@ class LiveSession:
                 self.stream.end()
             for p, _ in self._pipelines.values():
                 self._close_pipeline(p)
+            self._pipelines.clear()
             if self._files is not None:
                 shutil.rmtree(self._files, ignore_errors=True)
+        release_freed_memory()
 
 
 class SessionRegistry:

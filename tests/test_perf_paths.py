@@ -1,0 +1,191 @@
+"""The fast paths of the per-frame chain and the classify stage do what the slow ones did.
+
+Face mesh on a schedule (points carried in between, re-run on drift and loss), the frame
+ring handing images over without a copy, the numba TV-L1 against OpenCV's, a fake
+high-rate camera, and an offline 200 fps run that loses no frame.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from realtime_me import sources
+from realtime_me.alignment import STABLE_POINTS, Aligner
+from realtime_me.landmarks import FaceTracker
+from realtime_me.pipeline import Pipeline, PipelineConfig
+from realtime_me.ringbuffer import FrameRing
+from realtime_me.sources import CameraSource, DemoSource
+from realtime_me.spotting.flow import FlowPoints
+from realtime_me.types import Frame
+
+
+@pytest.fixture(scope="module")
+def frames200():
+    """0.25 s of the demo clip at 200 fps (a face with head drift and blinks)."""
+    return list(DemoSource(seed=3, fps=200, duration_s=0.25, realtime=False).frames())
+
+
+def test_mesh_runs_on_a_schedule_and_the_frames_between_carry_its_points(frames200):
+    with FaceTracker() as every, FaceTracker(mesh_every_s=0.0) as reference:
+        got = [every.process(f) for f in frames200]
+        ref = [reference.process(f) for f in frames200]
+    assert all(lm is not None for lm in got)
+    measured = [lm.measured for lm in got]
+    assert measured[0] and not all(measured)
+    assert every.mesh_runs == sum(measured) < len(frames200) / 3        # every 6th frame at 200 fps
+    assert reference.mesh_runs == len(frames200)
+    for lm, r in zip(got, ref):                                          # carried points stay on the face
+        err = np.linalg.norm(lm.points[STABLE_POINTS, :2] - r.points[STABLE_POINTS, :2], axis=1)
+        assert np.median(err) < 2.0 and lm.index == r.index
+
+
+def test_mesh_at_30_fps_runs_on_every_frame():
+    frames = list(DemoSource(seed=3, fps=30, duration_s=0.3, realtime=False).frames())
+    with FaceTracker() as tr:
+        assert all(tr.process(f).measured for f in frames) and tr.mesh_runs == len(frames)
+
+
+def test_mesh_reruns_at_once_when_the_face_jumps(frames200):
+    with FaceTracker() as tr:
+        tr.process(frames200[0])
+        tr.process(frames200[1])
+        assert tr.mesh_runs == 1
+        f = frames200[2]
+        jumped = Frame(f.index, f.t, np.ascontiguousarray(np.roll(f.image, 12, axis=1)))
+        lm = tr.process(jumped)
+    assert lm.measured and tr.mesh_runs == 2                              # drift: not carried
+
+
+def test_mesh_reruns_when_the_face_is_lost_and_comes_back(frames200):
+    with FaceTracker() as tr:
+        tr.process(frames200[0])
+        f = frames200[1]
+        assert tr.process(Frame(f.index, f.t, np.zeros_like(f.image))) is None   # LK loses it, mesh finds nothing
+        back = tr.process(frames200[2])
+    assert back is not None and back.measured and tr.mesh_runs == 3
+
+
+def test_flow_reference_is_only_swapped_on_measured_frames(frames200):
+    with FaceTracker() as tr:
+        faces = [Aligner().process(f.image, tr.process(f)) for f in frames200[:12]]
+    fp = FlowPoints(200.0)
+    fp.swap_every = 1
+    for face in faces:
+        fp.process(face)
+        assert (fp._since == 0) == face.measured      # due every frame, taken only when measured
+
+
+def test_ring_hands_images_over_without_a_copy_when_asked():
+    ring = FrameRing(4)
+    img = np.full((4, 6, 3), 7, np.uint8)
+    ring.put(Frame(0, 0.0, img), copy=False)
+    ring.put(Frame(1, 0.1, img))
+    assert ring.get(timeout=0).image is img
+    copied = ring.get(timeout=0).image
+    assert copied is not img and np.array_equal(copied, img)
+
+
+def test_pipeline_processes_the_sources_own_images(frames200):
+    p = Pipeline(PipelineConfig(classify=False))
+    seen, original = [], p.tracker.process
+
+    def spy(frame):
+        seen.append(frame.image)
+        return original(frame)
+
+    p.tracker.process = spy
+
+    class Few(sources.Source):
+        info = sources.SourceInfo("few", 200.0, 640, 480, live=False, n_frames=6)
+
+        def frames(self):
+            yield from frames200[:6]
+
+    p.run(Few())
+    assert len(seen) == 6 and all(a is f.image for a, f in zip(seen, frames200))
+
+
+def test_numba_tvl1_is_opencvs_flow():
+    from realtime_me.preprocess import TVL1, tvl1_flow
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (112, 112), dtype=np.uint8), (0, 0), 2)
+    yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
+    bump = np.exp(-((xx - 60) ** 2 + (yy - 50) ** 2) / 300.0).astype(np.float32)
+    moved = cv2.remap(base, xx - 1.5 * bump, yy + 0.8 * bump, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    tv = cv2.optflow.DualTVL1OpticalFlow_create()
+    tv.setScalesNumber(TVL1["scales"])
+    tv.setWarpingsNumber(TVL1["warps"])
+    tv.setInnerIterations(TVL1["inner"])
+    tv.setOuterIterations(TVL1["outer"])
+    tv.setEpsilon(TVL1["epsilon"])
+    ref = tv.calc(base, moved, None)
+    ours = tvl1_flow(base, moved)
+    assert ours.shape == ref.shape == (112, 112, 2) and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() < 1e-4
+    assert ours[50, 60, 0] > 0.5                        # it measured the movement, not zeros
+
+
+class HighRateCam:
+    """A camera that is asked for a rate and delivers ``rate`` fps, with driver timestamps."""
+
+    def __init__(self, rate: float, claims: float | None = None, n: int = 400):
+        self.rate, self.claims, self.left, self.i = rate, claims, n, 0
+        self.props: dict = {}
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.props[prop] = value
+        return True
+
+    def get(self, prop):
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return 1000.0 * self.i / self.rate
+        if prop == cv2.CAP_PROP_FPS:
+            return self.claims if self.claims is not None else self.props.get(cv2.CAP_PROP_FPS, 30.0)
+        return 0.0
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        self.i += 1
+        return True, np.zeros((480, 640, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(sources.time, "sleep", lambda s: None)
+    monkeypatch.setattr(CameraSource, "MAX_FAILED_READS", 2)
+
+
+@pytest.mark.parametrize("asked", [120, 200])
+def test_camera_is_asked_for_the_rate_and_mjpg(no_sleep, asked):
+    cam = HighRateCam(asked)
+    src = CameraSource(0, 640, 480, asked, capture=cam)
+    assert cam.props[cv2.CAP_PROP_FPS] == asked
+    assert cam.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+    assert src.info.fps == pytest.approx(asked, rel=0.01) and not src.info.notes
+
+
+def test_camera_reports_the_rate_it_delivers_not_what_its_driver_claims(no_sleep):
+    src = CameraSource(0, 640, 480, 200, capture=HighRateCam(120, claims=200))
+    assert src.info.fps == pytest.approx(120, rel=0.01)                 # buffers and spotter sized by this
+    assert any("camera delivers 640x480@120.0 (driver says 200)" in n for n in src.info.notes)
+    frames = list(src.frames())
+    assert [f.index for f in frames] == list(range(400))                # the probe frames are not lost
+    assert any("at 120.0 fps (requested 200)" in n for n in src.end_notes)
+
+
+def test_offline_200fps_sequence_loses_no_frame(tmp_path):
+    src = DemoSource(seed=5, fps=200, duration_s=1.0, realtime=False)
+    for f in src.frames():
+        cv2.imwrite(str(tmp_path / f"{f.index:05d}.png"), f.image)
+    result = Pipeline(PipelineConfig(classify=False)).run(sources.FrameFolderSource(tmp_path, 200.0))
+    s = result.stats
+    assert s.frames_processed == s.frames_in == 200 and s.frames_dropped == 0
+    assert s.frames_with_face == 200 and 0 < s.mesh_runs < 200 / 3
