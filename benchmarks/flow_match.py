@@ -36,6 +36,7 @@ from realtime_me import preprocess as P  # noqa: E402
 from realtime_me.classify import Classifier  # noqa: E402
 from realtime_me.engines import load_engine  # noqa: E402
 from realtime_me.recognise import find_apex, track  # noqa: E402
+from realtime_me.tvl1 import opencv_tvl1  # noqa: E402
 from realtime_me.types import AlignedFace, Frame, Window  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -54,13 +55,7 @@ def flow_variant(onset: AlignedFace, apex: AlignedFace, box, same_frame: bool, s
         return cv2.warpAffine(P.gray(img), m, (work, work), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
     apex_crop = P.in_onset_frame(onset, apex) if same_frame else apex.crop
-    tv = cv2.optflow.DualTVL1OpticalFlow_create()
-    tv.setScalesNumber(tvl1["scales"])
-    tv.setWarpingsNumber(tvl1["warps"])
-    tv.setInnerIterations(tvl1["inner"])
-    tv.setOuterIterations(tvl1["outer"])
-    tv.setEpsilon(tvl1["epsilon"])
-    f = tv.calc(crop(onset.crop), crop(apex_crop), None)
+    f = opencv_tvl1(crop(onset.crop), crop(apex_crop), **tvl1)
     size = (P.FLOW_SIZE, P.FLOW_SIZE)
     if strain_at == "work":
         chans = cv2.resize(np.dstack([f, P.optical_strain(f)]).astype(np.float32), size, interpolation=cv2.INTER_AREA)

@@ -288,14 +288,9 @@ def latency_floor() -> dict | None:
 # ------------------------------------------------------------------ classifier inputs
 def opencv_tvl1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from realtime_me.preprocess import TVL1
+    from realtime_me.tvl1 import opencv_tvl1 as reference
 
-    tv = cv2.optflow.DualTVL1OpticalFlow_create()
-    tv.setScalesNumber(TVL1["scales"])
-    tv.setWarpingsNumber(TVL1["warps"])
-    tv.setInnerIterations(TVL1["inner"])
-    tv.setOuterIterations(TVL1["outer"])
-    tv.setEpsilon(TVL1["epsilon"])
-    return tv.calc(a, b, None)
+    return reference(a, b, **TVL1)
 
 
 def onset_apex_pairs() -> list[dict]:

@@ -52,7 +52,7 @@ APEX_OFFSET_S = np.array([
     0.0, 0.0572, 0.0845, 0.0968, 0.11, 0.125, 0.125, 0.1408, 0.155, 0.17, 0.175,
     0.185, 0.2, 0.21, 0.225, 0.2388, 0.26, 0.285, 0.31, 0.33, 0.45])
 
-MICRO_MIN_S, MICRO_MAX_S = 0.065, 0.5      # what the spotter calls "micro" (types.Window)
+MICRO_MIN_S, MICRO_MAX_S = 0.065, 0.5      # rendered MEs last this long (the databases' range)
 MICRO_AMPLITUDE_PX = (0.5, 3.0)            # peak landmark displacement at 640x480
 MACRO_AMPLITUDE_PX = (5.0, 10.0)
 MACRO_DURATION_S = (0.8, 3.0)

@@ -86,7 +86,8 @@ class MotionSample:
 class Window:
     """A spotted movement: onset, apex and offset of one candidate.
 
-    ``kind`` is "micro" for 65-500 ms movements, "macro" for longer ones.
+    ``kind`` is "micro" for movements of ``SpotterConfig.min_micro_s`` to ``max_micro_s``
+    (40-500 ms), "macro" for longer ones.
     ``confirmed_t`` is when the detector committed to it, so
     ``confirmed_t - apex_t`` is the spotting delay.
     """

@@ -106,19 +106,14 @@ def test_pipeline_processes_the_sources_own_images(frames200):
 
 def test_numba_tvl1_is_opencvs_flow():
     from realtime_me.preprocess import TVL1, tvl1_flow
+    from realtime_me.tvl1 import opencv_tvl1
 
     rng = np.random.default_rng(0)
     base = cv2.GaussianBlur(rng.integers(0, 255, (112, 112), dtype=np.uint8), (0, 0), 2)
     yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
     bump = np.exp(-((xx - 60) ** 2 + (yy - 50) ** 2) / 300.0).astype(np.float32)
     moved = cv2.remap(base, xx - 1.5 * bump, yy + 0.8 * bump, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    tv = cv2.optflow.DualTVL1OpticalFlow_create()
-    tv.setScalesNumber(TVL1["scales"])
-    tv.setWarpingsNumber(TVL1["warps"])
-    tv.setInnerIterations(TVL1["inner"])
-    tv.setOuterIterations(TVL1["outer"])
-    tv.setEpsilon(TVL1["epsilon"])
-    ref = tv.calc(base, moved, None)
+    ref = opencv_tvl1(base, moved, **TVL1)
     ours = tvl1_flow(base, moved)
     assert ours.shape == ref.shape == (112, 112, 2) and ours.dtype == np.float32
     assert np.abs(ours - ref).max() < 1e-4
