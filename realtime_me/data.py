@@ -109,6 +109,17 @@ def _read_image(path: Path) -> np.ndarray:
     return img
 
 
+def au_matrix(rows, au_names) -> np.ndarray:
+    """(n, len(au_names)) multi-hot of each row's AUs; AUs outside ``au_names`` are dropped."""
+    index = {a: i for i, a in enumerate(au_names)}
+    au = np.zeros((len(rows), len(au_names)), np.float32)
+    for i, r in enumerate(rows):
+        for a in r.aus:
+            if a in index:
+                au[i, index[a]] = 1.0
+    return au
+
+
 def load_data(data_dir: str | Path, class_names: Sequence[str] = EMOTIONS, au_names: Sequence[str] = (),
               apex_size: int = APEX_SIZE) -> MEData:
     """Read a composite-layout folder into normalised arrays."""
@@ -126,12 +137,7 @@ def load_data(data_dir: str | Path, class_names: Sequence[str] = EMOTIONS, au_na
             raise UserError(f"{root}: sample {r.sample}: {e}") from None
         flows.append(x.flow)
         apexes.append(x.apex)
-    au_index = {a: i for i, a in enumerate(au_names)}
-    au = np.zeros((len(rows), len(au_names)), np.float32)
-    for i, r in enumerate(rows):
-        for a in r.aus:
-            if a in au_index:
-                au[i, au_index[a]] = 1.0
+    au = au_matrix(rows, au_names)
     return MEData(rows, np.stack(flows), np.stack(apexes), np.array([r.label for r in rows], np.int64), au,
                   np.array([r.au_coded for r in rows], np.float32), tuple(class_names), tuple(au_names))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import MEData, SampleRow, read_labels
+from .data import MEData, SampleRow, au_matrix, read_labels
 from .preprocess import APEX_SIZE, PREPROCESS_VERSION, TEMPLATE, make_inputs
 from .types import EMOTIONS
 
@@ -123,12 +123,7 @@ def _load(path: Path, au_names, class_names) -> MEData:
 def _from_arrays(a: dict, au_names, class_names) -> MEData:
     rows = [SampleRow(s, "synth", subj, int(lab), "", "", tuple(f"AU{n}" for n in aus.split("+") if n), True)
             for s, subj, lab, aus in a["meta"]]
-    index = {n: i for i, n in enumerate(au_names)}
-    au = np.zeros((len(rows), len(au_names)), np.float32)
-    for i, r in enumerate(rows):
-        for n in r.aus:
-            if n in index:
-                au[i, index[n]] = 1.0
+    au = au_matrix(rows, au_names)
     return MEData(rows, a["flow"].astype(np.float32), a["apex"].astype(np.float32),
                   np.array([r.label for r in rows], np.int64), au, np.ones(len(rows), np.float32),
                   tuple(class_names), tuple(au_names))
