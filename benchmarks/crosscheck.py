@@ -1,6 +1,6 @@
 """Does the model trained on real flow images read the live preprocessing right?
 
-    .venv/bin/python benchmarks/crosscheck.py [--clips 8] [--weights DIR] [--out benchmarks/results/crosscheck.json]
+    .venv/bin/python -m benchmarks.crosscheck [--clips 8] [--weights DIR] [--out benchmarks/results/crosscheck.json]
 
 Runs the full pipeline (tracker, alignment, flow points, spotter, MEDN on ONNX Runtime)
 on generated demo clips of seeds outside the spotting evaluation, matches the spotted
@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from realtime_me.sources import DemoSource  # noqa: E402
-from realtime_me.spot_eval import matched_micro  # noqa: E402
+from realtime_me.pipeline import Pipeline, PipelineConfig
+from realtime_me.sources import DemoSource
+from realtime_me.metrics import matched_micro
 
 SEED0 = 2000   # neither the spotter's tuning (1000+) nor its evaluation (100+) seeds
 

@@ -1,7 +1,7 @@
 """Inference engine latency and throughput, per available backend, at batch 1 and 8.
 
-    .venv/bin/python benchmarks/engines.py                       # all backends that run here
-    .venv/bin/python benchmarks/engines.py --backends tensorrt --cuda-graphs   # on a GPU / Jetson
+    .venv/bin/python -m benchmarks.engines                       # all backends that run here
+    .venv/bin/python -m benchmarks.engines --backends tensorrt --cuda-graphs   # on a GPU / Jetson
 
 Latency is wall time of ``engine.run`` (what the pipeline waits for: copies in,
 inference, copies out) after a warm-up, as p50/p99 over ``--iters`` runs;
@@ -31,9 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.engines import load_engine, probe  # noqa: E402
+from realtime_me.engines import load_engine, probe
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "engines.json"
 SHIPPED = ROOT / "models" / "medn"

@@ -1,7 +1,7 @@
 """How much does picking epochs on the test subject inflate LOSO figures?
 
-    .venv/bin/python benchmarks/epoch_selection.py --workers 2            # full LOSO, MEDN, ~30 min
-    .venv/bin/python benchmarks/epoch_selection.py --cv 5 --workers 2     # 5-fold proxy, ~2 min
+    .venv/bin/python -m benchmarks.epoch_selection --workers 2            # full LOSO, MEDN, ~30 min
+    .venv/bin/python -m benchmarks.epoch_selection --cv 5 --workers 2     # 5-fold proxy, ~2 min
 
 Trains MEDN on every fold with its fixed schedule, exactly as ``benchmarks/loso.py`` does
 (the per-epoch look does not touch the training: same last-epoch predictions), and after
@@ -32,11 +32,10 @@ import torch
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.data import group_kfold, loso_splits  # noqa: E402
-from realtime_me.training import (DEFAULT_DATA, SCHEDULES, load_for, per_subject_best, predict, score,  # noqa: E402
-                                  train_model)
+from realtime_me.data import group_kfold, loso_splits
+from realtime_me.metrics import score
+from realtime_me.training import DEFAULT_DATA, SCHEDULES, load_for, per_subject_best, predict, train_model
 
 RESULTS = ROOT / "benchmarks" / "results"
 _DATA = None

@@ -1,6 +1,6 @@
 """The product's flow image against the published one, on the six real ME clips.
 
-    .venv/bin/python benchmarks/flow_match.py [--data ../shared/data] [--backend torch]
+    .venv/bin/python -m benchmarks.flow_match [--data ../shared/data] [--backend torch]
                                               [--out benchmarks/results/flow_match.json]
 
 For each clip in ``realclips/clips.json`` the coded onset and apex frames go through the
@@ -30,16 +30,16 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me import preprocess as P  # noqa: E402
-from realtime_me.classify import Classifier  # noqa: E402
-from realtime_me.engines import load_engine  # noqa: E402
-from realtime_me.recognise import find_apex, track  # noqa: E402
-from realtime_me.tvl1 import opencv_tvl1  # noqa: E402
-from realtime_me.types import AlignedFace, Frame, Window  # noqa: E402
+from realtime_me import preprocess as P
+from realtime_me.classify import Classifier
+from realtime_me.engines import load_engine
+from realtime_me.paths import SHARED_DATA
+from realtime_me.recognise import find_apex, track
+from realtime_me.tvl1 import opencv_tvl1
+from realtime_me.types import AlignedFace, Frame, Window
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA
 CHANNELS = ("u", "v", "strain")
 V1 = dict(box=(-2.0, 10.0, 241.0), same_frame=False, strain_at="work", tvl1=dict(P.TVL1))
 TVL1_DEFAULTS = dict(scales=5, warps=5, inner=30, outer=10, epsilon=0.01)
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                for k in ("product_before", "product_after", "published_png")}
     result = {
         "date": date.today().isoformat(), "machine": f"{platform.machine()} {platform.system()}",
-        "command": ".venv/bin/python benchmarks/flow_match.py",
+        "command": ".venv/bin/python -m benchmarks.flow_match",
         "data": str(a.data), "engine": engine.describe() if hasattr(engine, "describe") else engine.name,
         "metric": "Pearson r per channel between the product's 28x28 flow image and the published PNG "
                   "(negative r = opposite sign convention; none is systematically negative after the change)",

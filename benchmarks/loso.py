@@ -1,15 +1,17 @@
 """LOSO benchmark: MEDN and the in-harness STSTNet on the composite set, same folds and harness.
 
-    .venv/bin/python benchmarks/loso.py --workers 2          # full LOSO, both models -> results/loso.json
-    .venv/bin/python benchmarks/loso.py --cv 5 --models medn --set depth=2 --epochs 40
+    .venv/bin/python -m benchmarks.loso --workers 2          # full LOSO, both models -> results/loso.json
+    .venv/bin/python -m benchmarks.loso --cv 5 --models medn --set depth=2 --epochs 40
         # the cheap proxy used for hyper-parameter exploration: 5-fold subject-grouped CV
-    .venv/bin/python benchmarks/loso.py --models medn --pretrain --per-epoch --workers 2 --tag pretrain
+    .venv/bin/python -m benchmarks.loso --models medn --pretrain --per-epoch --workers 2 --tag pretrain
         # synthetic AU pretraining (faces of the held-out subject's face group excluded), plus
         # the per-subject best-epoch column -> results/loso_pretrain.json
     ... --executor ray [--address ADDR]    # the folds as Ray tasks (pip install '.[ray]')
 
 Writes benchmarks/results/loso.json (full LOSO) or loso_cv5_<tag>.json (proxy),
-plus loso_<model>.json and a confusion-matrix PNG per model for the full run.
+plus loso_<model>.json and a confusion-matrix PNG per model for the full run. What the
+proxy runs chose is written up in results/schedule_selection.md, which
+``realtime-me train --notes`` copies into the MEDN model card.
 """
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.data import group_kfold  # noqa: E402
-from realtime_me.pretrain import PretrainConfig, SynthSetConfig, pretrained_inits  # noqa: E402
-from realtime_me.training import (DEFAULT_DATA, SCHEDULES, _pretrain_summary, cross_validate, load_for,  # noqa: E402
-                                  loso, plot_confusion)
+from realtime_me.data import group_kfold
+from realtime_me.pretrain import PretrainConfig, SynthSetConfig, pretrained_inits
+from realtime_me.metrics import plot_confusion
+from realtime_me.training import (DEFAULT_DATA, SCHEDULES, cross_validate, load_for, loso,
+                                  pretrain_summary)
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -92,7 +94,7 @@ def main() -> int:
             r = cross_validate(name, data, splits, cfg, desc=f"cv{args.cv} {name}", inits=inits, **run, **overrides)
             r["protocol"] = f"{args.cv}-fold subject-grouped CV (hyper-parameter proxy), split seed {args.split_seed}"
             if pre is not None:
-                r["pretrain"] = _pretrain_summary(pre)
+                r["pretrain"] = pretrain_summary(pre)
         else:
             r = loso(name, data, cfg, pretrain=pre, data_dir=args.data, **run, **overrides)
             stem = f"loso_{name}" + (f"_{args.tag}" if args.tag else "")

@@ -1,7 +1,7 @@
 """Throughput, per-stage latency, decision latency, landmark jitter and classifier-input
 agreement of the live pipeline.
 
-    .venv/bin/python benchmarks/pipeline.py [--out benchmarks/results/pipeline.json] [--quick]
+    .venv/bin/python -m benchmarks.pipeline [--out benchmarks/results/pipeline.json] [--quick]
 
 Pipeline runs (the Pipeline object the CLI uses, offline with back-pressure: as fast as
 possible, no frame dropped):
@@ -46,17 +46,17 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from realtime_me.alignment import STABLE_POINTS, Aligner, umeyama  # noqa: E402
-from realtime_me.landmarks import FaceTracker  # noqa: E402
-from realtime_me.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from realtime_me.sources import DemoSource, VideoSource  # noqa: E402
-from realtime_me.spotting.flow import FlowConfig, FlowPoints  # noqa: E402
-from realtime_me.types import Frame  # noqa: E402
+from realtime_me.alignment import STABLE_POINTS, umeyama
+from realtime_me.chain import ChainConfig, FaceChain
+from realtime_me.landmarks import FaceTracker
+from realtime_me.paths import SHARED_DATA
+from realtime_me.pipeline import Pipeline, PipelineConfig
+from realtime_me.sources import DemoSource, VideoSource
+from realtime_me.spotting.flow import FlowConfig
+from realtime_me.types import Frame
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = SHARED_DATA
 WORK = ROOT / ".cache" / "bench"
 #: the settings before this speed work, measured alongside the current ones
 BEFORE = {"mesh_every_s": 0.0, "flow": FlowConfig(patch_stride=None, descent_iterations=None)}
@@ -198,21 +198,18 @@ def bench(path: Path, label: str, classify: bool = True, settings: str = "after"
 
 # ------------------------------------------------------------------ jitter
 def chain_points(frames, fps: float, mesh_every_s: float, flow: FlowConfig | None) -> tuple[np.ndarray, int]:
-    """FaceTracker -> Aligner [-> FlowPoints] per frame, as the pipeline chains them: (n, 478, 2)."""
-    aligner = Aligner()
-    fp = FlowPoints(fps, flow) if flow is not None else None
+    """The product's ``FaceChain`` per frame, up to the aligned face-mesh landmarks (``flow``
+    None) or the flow points: (n, 478, 2) crop pixels, and how often the mesh ran."""
     rows = []
-    with FaceTracker(mesh_every_s=mesh_every_s) as tr:
+    with FaceChain(ChainConfig(mesh_every_s=mesh_every_s, flow=flow, spot=False)).start(fps) as chain:
         for f in frames:
-            lm = tr.process(f)
-            if lm is None:
-                if fp is not None:
-                    fp.reset()
+            face = chain.locate(f).face
+            if face is None:
+                chain.lost(f.index, f.t)
                 rows.append(np.full((478, 2), np.nan, np.float32))
                 continue
-            face = aligner.process(f.image, lm)
-            rows.append(fp.process(face).points[:, :2] if fp is not None else face.points)
-        runs = tr.mesh_runs
+            rows.append(chain.move(face).points.points[:, :2] if flow is not None else face.points)
+        runs = chain.tracker.mesh_runs
     return np.stack(rows), runs
 
 
@@ -251,7 +248,7 @@ def jitter(path: Path | None, fps: float, n: int, frames: list[Frame] | None = N
             frames = [Frame(f.index, f.index / fps, f.image) for _, f in zip(range(n), src.frames())]
     raw, _ = chain_points(frames, fps, 0.0, None)
     before, runs_b = chain_points(frames, fps, BEFORE["mesh_every_s"], BEFORE["flow"])
-    after, runs_a = chain_points(frames, fps, FaceTracker().mesh_every_s, FlowConfig())
+    after, runs_a = chain_points(frames, fps, ChainConfig().mesh_every_s, FlowConfig())
     return {"frames": len(frames), "fps": fps, "unit": "crop px (224 template), median over frames",
             "face_mesh_landmarks": jitter_px(raw), "flow_points_before": jitter_px(before),
             "flow_points_after": jitter_px(after), "mesh_runs_before": runs_b, "mesh_runs_after": runs_a,
@@ -262,9 +259,9 @@ def jitter(path: Path | None, fps: float, n: int, frames: list[Frame] | None = N
 def latency_floor() -> dict | None:
     """Spotting delay of every micro window on spot-eval's generated clips (their cached
     tracks), split into offset - apex and confirmed - offset: what the spotter's look-ahead costs."""
-    from realtime_me.spot_eval import DEFAULT_CACHE, EvalPlan, _generator_stamp, cache_path, spot_track, track_clip
+    from realtime_me.spot_eval import DEFAULT_CACHE, EvalPlan, generator_stamp, cache_path, spot_track, track_clip
 
-    stamp, out = _generator_stamp(), {}
+    stamp, out = generator_stamp(), {}
     for name, specs in EvalPlan().specs().items():
         if name == "distractors":
             continue
@@ -299,7 +296,7 @@ def onset_apex_pairs() -> list[dict]:
     pairs = []
     clips_json = SHARED / "realclips" / "clips.json"
     if clips_json.exists():
-        from flow_match import clip_faces
+        from benchmarks.flow_match import clip_faces
 
         for c in json.loads(clips_json.read_text()):
             onset, apex, _, _, _ = clip_faces(SHARED / "realclips" / c["sample"], c["apex"], c["fps"])
@@ -308,13 +305,12 @@ def onset_apex_pairs() -> list[dict]:
         clip = SynthClip(SynthConfig(seed=seed, fps=30.0, duration_s=20.0))
         evs = [e for e in clip.truth["events"] if e["kind"] == "micro"]
         need = {e["onset_frame"] for e in evs} | {e["apex_frame"] for e in evs}
-        faces, aligner = {}, Aligner()
-        with FaceTracker() as tr:
+        faces = {}
+        with FaceChain(ChainConfig(spot=False)) as chain:
             for i in range(clip.n_frames):
-                f = Frame(i, i / clip.fps, clip.render(i))
-                lm = tr.process(f)
-                if i in need and lm is not None:
-                    faces[i] = aligner.process(f.image, lm)
+                face = chain.locate(Frame(i, i / clip.fps, clip.render(i))).face
+                if i in need and face is not None:
+                    faces[i] = face
         pairs += [{"kind": "generated", "name": f"s{seed}_apex{e['apex_frame']}", "onset": faces[e["onset_frame"]],
                    "apex": faces[e["apex_frame"]]} for e in evs if e["onset_frame"] in faces and e["apex_frame"] in faces]
     return pairs
@@ -345,7 +341,7 @@ def classify_inputs() -> dict:
     rows, cpu = [], {"opencv": [], "numba": []}
     try:
         for p in onset_apex_pairs():
-            a, b = P._flow_box(p["onset"].crop), P._flow_box(P.in_onset_frame(p["onset"], p["apex"]))
+            a, b = P.flow_box(p["onset"].crop), P.flow_box(P.in_onset_frame(p["onset"], p["apex"]))
             c0 = time.thread_time()
             ref = opencv_tvl1(a, b)
             c1 = time.thread_time()

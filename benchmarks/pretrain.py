@@ -1,6 +1,6 @@
 """The synthetic AU pretraining set, and how each side reads the other's inputs.
 
-    .venv/bin/python benchmarks/pretrain.py [--weights models/medn] [--other-weights DIR ...]
+    .venv/bin/python -m benchmarks.pretrain [--weights models/medn] [--other-weights DIR ...]
 
 1. Renders (or loads from .cache/pretrain/) the synthetic set of ``realtime_me/pretrain.py``:
    generator AU fields on every composite apex crop, through the live ``make_inputs``.
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.data import group_kfold  # noqa: E402
-from realtime_me.pretrain import PretrainConfig, _key, _state_path, render_synthetic  # noqa: E402
-from realtime_me.training import DEFAULT_DATA, load_for, predict, score  # noqa: E402
+from realtime_me.data import group_kfold
+from realtime_me.pretrain import PretrainConfig, render_synthetic, state_path, synth_key
+from realtime_me.metrics import score
+from realtime_me.training import DEFAULT_DATA, load_for, predict
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -71,11 +71,11 @@ def main() -> int:
     # 2. zero-shot transfer on the proxy folds
     from safetensors.torch import load_file
     splits = group_kfold(real.subjects, 5, seed=0)
-    key = _key(args.data, pcfg.synth, int(real.apex.shape[-1]))
+    key = synth_key(args.data, pcfg.synth, int(real.apex.shape[-1]))
     probs = np.zeros((len(real), len(real.class_names)), np.float32)
     found = 0
     for _, te in splits:
-        path = _state_path(key, pcfg, "medn", {}, set(real.subjects[te].tolist()))
+        path = state_path(key, pcfg, "medn", {}, set(real.subjects[te].tolist()))
         if not path.is_file():
             continue
         m = create_model("medn", class_names=real.class_names, au_names=real.au_names)

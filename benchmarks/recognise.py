@@ -1,6 +1,6 @@
 """``recognise`` on the six real ME clips, with its own apex and with the coded one.
 
-    .venv/bin/python benchmarks/recognise.py [--data ../shared/data/realclips/clips.json]
+    .venv/bin/python -m benchmarks.recognise [--data ../shared/data/realclips/clips.json]
                                               [--out benchmarks/results/recognise_realclips.json]
 
 Two CLI runs (``realtime-me recognise --dataset clips.json --own-apex`` and without
@@ -21,11 +21,11 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.cli import main as cli  # noqa: E402
+from realtime_me.cli import main as cli
+from realtime_me.paths import SHARED_DATA
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "realclips" / "clips.json"
+DEFAULT_DATA = SHARED_DATA / "realclips" / "clips.json"
 
 
 def run(data: Path, own_apex: bool, tmp: Path) -> dict:

@@ -1,6 +1,6 @@
 """Pretrain, ship and score the sequence models (FDP, point cloud) honestly on the six real clips.
 
-    .venv/bin/python benchmarks/seq_models.py [--per-subject 4] [--skip-train] [--out benchmarks/results/seq_models.json]
+    .venv/bin/python -m benchmarks.seq_models [--per-subject 4] [--skip-train] [--out benchmarks/results/seq_models.json]
 
 1. **Generated pretraining set**: every composite subject except the six real clips'
    (``HELD_OUT``) gives up to ``--per-subject`` apex crops as face photos; the generator
@@ -28,7 +28,6 @@ import collections
 import csv
 import json
 import platform
-import sys
 import tempfile
 import time
 from datetime import date
@@ -37,15 +36,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from realtime_me import seqtrain  # noqa: E402
-from realtime_me.cli import main as cli  # noqa: E402
-from realtime_me.sequences import load_samples, save_samples, synthetic_samples  # noqa: E402
+from realtime_me import seqtrain
+from realtime_me.cli import main as cli
+from realtime_me.paths import SHARED_DATA
+from realtime_me.sequences import load_samples, save_samples, synthetic_samples
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = SHARED_DATA
 CLIPS = SHARED / "realclips" / "clips.json"
 COMPOSITE = SHARED / "composite"
 #: the subjects of the six real clips: no face of theirs reaches the shipped weights

@@ -1,6 +1,6 @@
 """Soak: does a long run hold its memory, threads and open files flat, and drop nothing?
 
-    .venv/bin/python benchmarks/soak.py [--minutes 60] [--serve-minutes 10] [--out benchmarks/results/soak.json]
+    .venv/bin/python -m benchmarks.soak [--minutes 60] [--serve-minutes 10] [--out benchmarks/results/soak.json]
 
 1. The pipeline: the demo clip looped as a live-paced 30 fps stream (the path a camera or
    the browser takes: ``Pipeline.start`` + ``push``), model on, for ``--minutes``.
@@ -25,10 +25,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from realtime_me.sources import DemoSource  # noqa: E402
+from realtime_me.pipeline import Pipeline, PipelineConfig
+from realtime_me.sources import DemoSource
 
 SAMPLE_S = 5.0
 

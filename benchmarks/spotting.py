@@ -1,12 +1,12 @@
 """Per-frame cost of the spotting kernels: numba vs the NumPy reference, same input.
 
 Feeds a landmark track with micro-expressions, blinks, a macro-expression and head
-motion (``spotting.tracks``) to the kernel ``step`` (the whole per-frame hot path:
+motion (``testkit.tracks``) to ``Spotter.kernel_step`` (the whole per-frame hot path:
 alignment, smoothing, region differences, noise, state machine, decisions) and to
 ``Spotter.update`` (what the pipeline calls: + Python glue, MotionSample, Windows),
 at 30 and 200 fps, and checks both backends spot the same windows.
 
-    .venv/bin/python benchmarks/spotting.py [--json benchmarks/results/spotting_kernels.json]
+    .venv/bin/python -m benchmarks.spotting [--json benchmarks/results/spotting_kernels.json]
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from realtime_me.spotting import Spotter
-from realtime_me.spotting.tracks import TrackBuilder
 from realtime_me.types import FaceLandmarks
+from testkit.tracks import TrackBuilder
 
 OUT = Path(__file__).resolve().parent / "results" / "spotting_kernels.json"
 
@@ -34,14 +34,14 @@ def make_track(fps: float, seconds: float):
     return b.build()
 
 
-def time_kernel(sp: Spotter, points: np.ndarray) -> np.ndarray:
-    """Seconds per call of the backend's step over the track (fresh stream)."""
-    st = sp._new_state()
+def time_kernel(fps: float, backend: str, points: np.ndarray) -> np.ndarray:
+    """Seconds per call of the backend's per-frame kernel over the track (fresh stream)."""
+    sp = Spotter(fps, backend=backend)
     out = np.empty(len(points))
     clock = time.perf_counter
     for i, p in enumerate(points):
         t0 = clock()
-        sp._step(st, p, i, i / sp.fps)
+        sp.kernel_step(p, i, i / fps)
         out[i] = clock() - t0
     return out
 
@@ -78,8 +78,8 @@ def main() -> None:
         t0 = time.perf_counter()
         nb.warmup()
         warm = time.perf_counter() - t0
-        kn = min((time_kernel(nb, track.points) for _ in range(args.repeats)), key=lambda a: a.mean())
-        kr = time_kernel(ref, track.points)
+        kn = min((time_kernel(fps, "numba", track.points) for _ in range(args.repeats)), key=lambda a: a.mean())
+        kr = time_kernel(fps, "numpy", track.points)
         un, wn = time_update(nb, track.points)
         ur, wr = time_update(ref, track.points)
         same = [(w.kind, w.onset_index, w.apex_index, w.offset_index) for w in wn] == \

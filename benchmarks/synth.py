@@ -1,6 +1,6 @@
 """Demo clip generator: render time per frame, and rendered vs requested ME amplitude.
 
-    .venv/bin/python benchmarks/synth.py [--seeds 6] [--out benchmarks/results/synth.json]
+    .venv/bin/python -m benchmarks.synth [--seeds 6] [--out benchmarks/results/synth.json]
 
 Speed: every frame of the default 20 s, 640x480, 30 fps clip (all distractors on), then with
 head motion off; split into frames with an expression/blink being drawn and frames without.
@@ -26,12 +26,11 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.landmarks import FaceTracker  # noqa: E402
-from realtime_me.synth import SynthClip, SynthConfig  # noqa: E402
-from realtime_me.synth_measure import flow_at, gain_and_cosine  # noqa: E402
-from realtime_me.types import Frame  # noqa: E402
+from realtime_me.landmarks import FaceTracker
+from realtime_me.synth import SynthClip, SynthConfig
+from realtime_me.types import Frame
+from testkit.synth_measure import flow_at, gain_and_cosine
 
 QUIET = dict(head_motion=False, noise=False, flicker=False, blinks=False, macro=False)
 

@@ -1,6 +1,6 @@
 """Frame delivery and latency of the browser demo, measured in a real browser.
 
-    .venv/bin/python benchmarks/web.py [--seconds 30] [--out benchmarks/results/web.json]
+    .venv/bin/python -m benchmarks.web [--seconds 30] [--out benchmarks/results/web.json]
 
 Starts the demo server (the app ``realtime-me serve`` runs) on 127.0.0.1, opens it in Debian's
 headless Chromium whose fake camera plays a generated 640x480 30 fps clip with labelled
@@ -22,12 +22,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from realtime_me.pipeline import PipelineConfig  # noqa: E402
-from realtime_me.web import ServeConfig  # noqa: E402
-from realtime_me.web.harness import (CHROMIUM, ServerThread, false_alarms, make_camera_clip, match_truth,  # noqa: E402
-                                     run_live)
+from realtime_me.pipeline import PipelineConfig
+from realtime_me.web import ServeConfig
+from testkit.harness import (CHROMIUM, ServerThread, false_alarms, make_camera_clip, match_truth,
+                             run_live)
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ right one from the engine's input names, so callers never branch on the model.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -58,14 +57,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def cued_aus(regions: dict[str, float], top: int = TOP_CUES) -> set[str]:
-    """AUs named by the window's strongest non-zero cues and most-moved regions (ranked
-    separately: cues and region motion are different measurements; unknown keys such as
-    ``blink`` are ignored)."""
-    cues = {(f"{k}{'+' if v > 0 else '-'}" if k == "eye_aperture" else k): abs(v) for k, v in regions.items() if v}
+def cued_aus(cues: dict[str, float], regions: dict[str, float], top: int = TOP_CUES) -> set[str]:
+    """AUs named by a window's strongest non-zero cues and most-moved regions (ranked
+    separately: cues and region motion are different measurements)."""
+    signed = {(f"{k}{'+' if v > 0 else '-'}" if k == "eye_aperture" else k): abs(v) for k, v in cues.items() if v}
     out: set[str] = set()
-    for table in (CUE_AUS, REGION_AUS):
-        known = sorted(((v, k) for k, v in cues.items() if k in table), reverse=True)[:top]
+    for values, table in ((signed, CUE_AUS), (regions, REGION_AUS)):
+        known = sorted(((v, k) for k, v in values.items() if v and k in table), reverse=True)[:top]
         for _, k in known:
             out.update(table[k])
     return out
@@ -102,17 +100,32 @@ class Classifier:
         best = int(probs.argmax())
         aus = {}
         if "au_logits" in out and self.au_names:
-            cued = cued_aus(window.regions)
+            cued = cued_aus(window.cues, window.regions)
             for name, p in zip(self.au_names, sigmoid(out["au_logits"][0].astype(np.float64))):
                 if p >= self.au_threshold or (name in cued and p >= self.cue_threshold):
                     aus[name] = float(p)
         return Event(window=window, emotion=self.labels[best], confidence=float(probs[best]),
                      probs={k: float(p) for k, p in zip(self.labels, probs)}, aus=aus,
-                     decided_t=time.perf_counter(), source=f"{self.engine.spec.arch}/{self.engine.name}")
+                     source=f"{self.engine.spec.arch}/{self.engine.name}")
 
 
 #: engine inputs a sequence model takes (``sequences.model_inputs`` builds them)
 SEQUENCE_INPUTS = frozenset({"frames", "cloud"})
+
+
+def preprocessing(input_names) -> tuple[int, dict]:
+    """(version, parameters) of the preprocessing this code feeds a model taking ``input_names``:
+    ``sequences`` for sequence models, ``preprocess`` for the others. A model card records the
+    pair its weights were trained with; ``weights.ModelCard.spec`` refuses one that differs."""
+    if set(input_names) & SEQUENCE_INPUTS:
+        from . import sequences as s
+
+        return s.SEQ_PREPROCESS_VERSION, {"n_frames": s.N_FRAMES, "frame_size": s.FRAME_SIZE,
+                                          "n_points": s.N_POINTS, "disp_scale": s.DISP_SCALE}
+    from . import preprocess as p
+
+    return p.PREPROCESS_VERSION, {"flow_size": p.FLOW_SIZE, "template": p.TEMPLATE, "flow_box": list(p.FLOW_BOX),
+                                  "flow_work_size": p.FLOW_WORK_SIZE, "tvl1": dict(p.TVL1)}
 
 
 class SequenceClassifier(Classifier):

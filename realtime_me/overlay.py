@@ -1,10 +1,15 @@
 """Drawing for the OpenCV window and the browser: landmarks, motion value, last event."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .types import Event, FaceLandmarks
+
+if TYPE_CHECKING:
+    from .pipeline import Snapshot
 
 EMOTION_COLOURS = {"negative": (60, 60, 230), "positive": (60, 200, 60), "surprise": (230, 160, 40)}
 
@@ -32,10 +37,9 @@ def draw_overlay(image: np.ndarray, landmarks: FaceLandmarks | None, motion: flo
     return out
 
 
-def draw_snapshot(snap: dict, fps: float | None = None) -> np.ndarray:
+def draw_snapshot(snap: "Snapshot", fps: float | None = None) -> np.ndarray:
     """``draw_overlay`` of a ``Pipeline.snapshot()`` (which must hold a frame): its newest
-    motion value and threshold and its last event."""
-    value = float(snap["value"][-1]) if len(snap["value"]) else None
-    thr = float(snap["threshold"][-1]) if len(snap["threshold"]) else None
-    last = snap["events"][-1] if snap["events"] else None
-    return draw_overlay(snap["frame"].image, snap["landmarks"], value, thr, last, fps)
+    motion value (in thresholds) and its last event."""
+    value = float(snap.value[-1]) if len(snap.value) else None
+    last = snap.events[-1] if snap.events else None
+    return draw_overlay(snap.frame.image, snap.landmarks, value, 1.0, last, fps)

@@ -1,13 +1,15 @@
-"""The one pipeline object behind the CLI, the browser demo and the benchmarks.
+"""The one pipeline object behind the CLI, the browser demo and the benchmarks: the stage
+chain (``chain.FaceChain``) split over threads.
 
-    capture thread --> FrameRing --> processing thread --> motion thread ------> classifier thread --> sinks
-    (source.frames()   (fixed size,   landmarks -> align     flow points -> spot  (engine on onset/apex
-     or push())         drops oldest  (per frame)            (per frame)  |        aligned crops)
-                        when live)                                        +-- macro / unclassified events --> sinks
+    capture thread --> FrameRing --> processing thread --> motion thread ----------> classifier thread --> sinks
+    (source.frames()   (fixed size,   chain.locate:          chain.move:             (engine on onset/apex
+     or push())         drops oldest   landmarks -> align     flow points -> spot      aligned crops)
+                        when live)     Frame -> AlignedFace   -> Window  |
+                                                                         +-- macro / unclassified events --> sinks
 
 Face mesh and flow each take about 5 ms a frame; in two threads they overlap on two cores
 (OpenCV and MediaPipe release the GIL), so throughput is set by the slower one, not the sum.
-On a fast source the mesh runs only every ``FaceTracker.mesh_every_s`` (its points carried
+On a fast source the mesh runs only every ``ChainConfig.mesh_every_s`` (its points carried
 in between), so the flow points set the pace. A frame's pixels are never copied between
 threads: a source's fresh image is handed to the ring, and the motion thread gets the
 aligned crop, not the frame.
@@ -15,7 +17,7 @@ aligned crop, not the frame.
 Every queue is bounded: a live source that outruns processing loses its oldest
 frames (counted), a slow classifier loses classifications (counted, the event is
 still reported as unclassified), and memory never grows. File sources are read
-with back-pressure instead and lose nothing.
+with back-pressure instead and lose nothing (``Pipeline._hand_over``, the one rule).
 """
 from __future__ import annotations
 
@@ -30,13 +32,12 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .alignment import Aligner
+from .chain import ChainConfig, FaceChain
 from .engines import DEFAULT_WEIGHTS
-from .landmarks import FaceTracker
 from .ringbuffer import FrameRing
 from .sources import Source, SourceInfo
 from .stats import Stats
-from .types import AlignedFace, Event, FaceLandmarks, Frame, MotionSample, Window
+from .types import AlignedFace, Event, FaceLandmarks, FaceLost, Frame, MotionSample, Window
 
 if TYPE_CHECKING:
     from .spotting.flow import FlowConfig
@@ -44,6 +45,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class ClassifyJob:
+    """A micro window for the classifier thread, with the faces it needs (the window's
+    faces onset..offset only for the sequence models)."""
+
+    window: Window
+    onset: AlignedFace
+    apex: AlignedFace
+    faces: list[AlignedFace] | None = None
 
 
 @dataclass
@@ -65,6 +77,23 @@ class PipelineConfig:
 
 
 @dataclass
+class Snapshot:
+    """What a UI shows at one moment: the newest frame and its landmarks (None without a
+    face), the motion history (per-region motion and its max, in thresholds: 1.0 is at
+    threshold), recent windows and events, and stats (None when not asked for)."""
+
+    frame: Frame | None
+    landmarks: FaceLandmarks | None
+    t: np.ndarray                   # (n,) seconds
+    value: np.ndarray               # (n,) max over regions
+    regions: np.ndarray             # (n, R)
+    region_names: tuple[str, ...]
+    windows: list[Window]
+    events: list[Event]
+    stats: dict | None = None
+
+
+@dataclass
 class RunResult:
     events: list[Event]
     stats: Stats
@@ -79,11 +108,10 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, sinks: list[EventSink] | tuple = ()) -> None:
         self.config = config or PipelineConfig()
         self.sinks: list[EventSink] = list(sinks)
-        self.tracker = FaceTracker(mesh_every_s=self.config.mesh_every_s)
-        self.aligner = Aligner(self.config.align_size)
+        c = self.config
+        self.chain = FaceChain(ChainConfig(mesh_every_s=c.mesh_every_s, align_size=c.align_size, flow=c.flow,
+                                           sensitivity=c.sensitivity))
         self.classifier = self._load_classifier() if self.config.classify else None
-        self.spotter = None
-        self.flow = None
         self.events: list[Event] = []
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -93,7 +121,7 @@ class Pipeline:
         self._motion_q: queue.Queue | None = None
         self._live = True
         self._fps = 30.0
-        self._history: deque[tuple[AlignedFace, float]] = deque()
+        self._history: deque[AlignedFace] = deque()
         self._motion: deque[MotionSample] = deque()
         self._windows: deque[Window] = deque(maxlen=200)
         self._last: tuple[Frame, FaceLandmarks | None] | None = None
@@ -112,37 +140,34 @@ class Pipeline:
         engine = load_engine(weights, backend=self.config.backend, cache_dir=self.config.cache_dir)
         return make_classifier(engine)
 
-    def _make_spotter(self, fps: float):
-        from .spotting import Spotter
+    @property
+    def spotter(self):
+        """The running stream's spotter (None before ``start``)."""
+        return self.chain.spotter
 
-        kwargs = {} if self.config.sensitivity is None else {"sensitivity": self.config.sensitivity}
-        spotter = Spotter(fps=fps, **kwargs)
-        spotter.warmup()  # numba compiles now, not on the first live frame
-        return spotter
-
-    def _make_flow(self, fps: float):
-        from .spotting.flow import FlowPoints
-
-        return FlowPoints(fps, self.config.flow)
+    def close(self) -> None:
+        """Release the face tracker (MediaPipe graphs) once the pipeline is no longer needed."""
+        self.chain.close()
 
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
-    def start(self, fps: float, live: bool = True, n_frames: int | None = None) -> None:
+    def start(self, fps: float, live: bool = True, n_frames: int | None = None,
+              sensitivity: float | None = None) -> None:
         """Start the processing and classifier threads for frames of about ``fps`` (an
-        offline clip of ``n_frames`` may be a pre-segmented sample: ``Spotter.holds``)."""
+        offline clip of ``n_frames`` may be a pre-segmented sample: ``Spotter.holds``).
+        ``sensitivity``: the spotter's knob for this run (None: the config's), so a UI
+        changes it between runs without rebuilding the pipeline or touching a running one."""
         if self.running:
             raise RuntimeError("pipeline already running")
         self._fps, self._live = float(fps), live
-        self.spotter = self._make_spotter(self._fps)
-        self._hold_clip = not live and self.spotter.holds(n_frames)
-        self.flow = self._make_flow(self._fps)
+        self.stats = Stats()
+        self.chain.start(self._fps, None if live else n_frames, self.stats, sensitivity)
         if self.classifier is not None:
             from .tvl1 import warmup
 
             warmup()  # numba compiles (or loads its cache) now, not on the first spotted ME
-        self.stats = Stats()
         self.events = []
         self._stop.clear()
         self._ring = FrameRing.for_seconds(self.config.buffer_seconds, self._fps, self.config.buffer_max_mb << 20)
@@ -215,13 +240,14 @@ class Pipeline:
         return self.stats
 
     def run(self, source: Source, progress: Callable[[int], None] | None = None,
-            tick: Callable[[], bool] | None = None, tick_every: float = 0.1) -> RunResult:
+            tick: Callable[[], bool] | None = None, tick_every: float = 0.1,
+            sensitivity: float | None = None) -> RunResult:
         """Run ``source`` to its end (or until ``stop``/Ctrl-C) and return the events.
 
         The caller's thread only waits (calling ``tick`` every ``tick_every`` s, e.g. to
         draw a window; ``tick`` returning False stops the run), so Ctrl-C lands here
         and shuts down cleanly."""
-        self.start(source.info.fps, live=source.info.live, n_frames=source.info.n_frames)
+        self.start(source.info.fps, live=source.info.live, n_frames=source.info.n_frames, sensitivity=sensitivity)
         feeder = threading.Thread(target=self._feed, args=(source, progress), name="rtme-capture", daemon=True)
         feeder.start()
         try:
@@ -278,30 +304,37 @@ class Pipeline:
             self._close_lost_span(self._last[0].t if self._last else 0.0)
         self._to_motion(None)
 
-    def _to_motion(self, item) -> None:
-        """Hand over to the motion thread, waiting while it is busy (back-pressure onto the ring)."""
+    def _hand_over(self, q: queue.Queue, item, may_drop: bool = False) -> bool:
+        """The one back-pressure rule between threads: wait while the next stage is busy
+        (so a file loses nothing and a live source's ring drops its oldest frames instead),
+        unless ``may_drop`` (a live classifier that falls behind); never wait on a crashed
+        worker. False: not handed over."""
+        if may_drop:
+            try:
+                q.put_nowait(item)
+                return True
+            except queue.Full:
+                return False
         while True:
             try:
-                self._motion_q.put(item, timeout=0.1)
-                return
+                q.put(item, timeout=0.1)
+                return True
             except queue.Full:
                 if self._stop.is_set() and self.error is not None:
-                    return
+                    return False
+
+    def _to_motion(self, item: AlignedFace | FaceLost | None) -> None:
+        self._hand_over(self._motion_q, item)
 
     def _process(self, frame: Frame) -> None:
         st = self.stats
-        t0 = time.perf_counter()
-        lm = self.tracker.process(frame)
-        dt = time.perf_counter() - t0
-        st.add("landmarks", dt)            # every frame: a mesh run or a carry
-        if lm is None or lm.measured:
-            st.add("mesh", dt)             # the frames the face mesh ran on
-            st.mesh_runs += 1
+        located = self.chain.locate(frame)
+        lm, face = located.landmarks, located.face
         st.frames_processed += 1
-        if lm is None:
+        if face is None:
             if self._lost_since is None:
                 self._lost_since = (frame.index, frame.t)
-                self._to_motion(("lost", frame.index, frame.t, frame.arrival, None))
+                self._to_motion(FaceLost(frame.index, frame.t))
             with self._lock:
                 self._last = (frame, None)
             return
@@ -309,11 +342,9 @@ class Pipeline:
         st.max_faces_seen = max(st.max_faces_seen, lm.n_faces)
         if self._lost_since is not None:
             self._close_lost_span(frame.t)
-        with st.timed("align"):
-            face = self.aligner.process(frame.image, lm)
         with self._lock:
             self._last = (frame, lm)
-        self._to_motion(("face", frame.index, frame.t, frame.arrival, face))
+        self._to_motion(face)
 
     def _close_lost_span(self, t_end: float) -> None:
         index, t0 = self._lost_since
@@ -323,77 +354,56 @@ class Pipeline:
     # ----------------------------------------------------------------- motion
     def _motion_loop(self) -> None:
         last = (0, 0.0)   # index and time of the newest frame seen
-        self._held, self._hold_started = None, False   # a sample's last flow points, held after its end
         while True:
-            item = self._motion_q.get()
+            item: AlignedFace | FaceLost | None = self._motion_q.get()
             if item is None:
                 break
-            kind, index, t, arrival, face = item
-            last = (index, t)
-            if kind == "lost":
-                self.flow.reset()
-                self._held = None
-                windows = self.spotter.face_lost(index, t)
-            else:
-                windows = self._spot(face, arrival)
+            last = (item.index, item.t)
+            windows = self.chain.lost(item.index, item.t) if isinstance(item, FaceLost) else self._spot(item)
             for w in windows:
                 self._dispatch(w)
-        # flush a movement still open at the end (a sample's last frame held still for the look-ahead)
-        end = self.spotter.hold_end(self._held) if self._held is not None else self.spotter.face_lost(last[0] + 1, last[1])
-        for w in end:
+        for w in self.chain.finish(*last):
             self._dispatch(w)
         if self._classify_q is not None:
             _put_sentinel(self._classify_q)
 
-    def _spot(self, face: AlignedFace, arrival: float) -> list[Window]:
-        st = self.stats
-        self._history.append((face, arrival))
-        with st.timed("flow"):
-            moved = self.flow.process(face)
-        with st.timed("spot"):
-            if self._hold_clip and not self._hold_started:
-                self.spotter.hold_start(moved)   # a sample may begin at its ME's onset
-                self._hold_started = True
-            sample, windows = self.spotter.update(moved)
-        if self._hold_clip:
-            self._held = moved
+    def _spot(self, face: AlignedFace) -> list[Window]:
+        self._history.append(face)
+        moved = self.chain.move(face)
         with self._lock:
-            self._motion.append(sample)
-        return windows
+            self._motion.append(moved.sample)
+        return moved.windows
 
     def _dispatch(self, w: Window) -> None:
         with self._lock:
             self._windows.append(w)
-        faces = {f.index: (f, arrival) for f, arrival in self._history}
+        faces = {f.index: f for f in self._history}
         onset, apex = faces.get(w.onset_index), faces.get(w.apex_index)
-        apex_arrival = apex[1] if apex else time.perf_counter()
+        apex_arrival = apex.arrival if apex else time.perf_counter()
         if self.classifier is None or w.kind != "micro" or onset is None or apex is None:
             # Only windows the spotter accepted as micro-expressions reach the classifier:
             # per-image flow scaling would turn the noise of anything else into confident nonsense.
-            self._emit(Event(window=w, decided_t=time.perf_counter()), apex_arrival)
+            self._emit(Event(window=w), apex_arrival)
             return
         # sequence models (FDP, point cloud) also get the window's faces onset..offset from the history
-        seq = [faces[i][0] for i in range(w.onset_index, w.offset_index + 1) if i in faces] \
+        seq = [faces[i] for i in range(w.onset_index, w.offset_index + 1) if i in faces] \
             if getattr(self.classifier, "needs_window", False) else None
-        item = (w, onset[0], apex[0], apex_arrival, seq)
-        try:
-            self._classify_q.put(item, block=not self._live, timeout=None if not self._live else 0)
-        except queue.Full:
+        if not self._hand_over(self._classify_q, ClassifyJob(w, onset, apex, seq), may_drop=self._live):
             self.stats.classifications_dropped += 1
-            self._emit(Event(window=w, decided_t=time.perf_counter()), apex_arrival)
+            self._emit(Event(window=w), apex_arrival)
 
     def _classify_loop(self) -> None:
         while True:
-            item = self._classify_q.get()
-            if item is None:
+            job: ClassifyJob | None = self._classify_q.get()
+            if job is None:
                 break
-            w, onset, apex, apex_arrival, seq = item
             with self.stats.timed("classify"):
-                event = self.classifier.classify(w, onset, apex, **({"faces": seq} if seq else {}))
-            self._emit(event, apex_arrival)
+                event = self.classifier.classify(job.window, job.onset, job.apex,
+                                                 **({"faces": job.faces} if job.faces else {}))
+            self._emit(event, job.apex.arrival)
 
     def _emit(self, event: Event, apex_arrival: float) -> None:
-        event.latency_s = max(0.0, time.perf_counter() - apex_arrival)
+        event.latency_s = time.perf_counter() - apex_arrival
         with self._lock:
             self.events.append(event)
         for sink in self.sinks:
@@ -409,28 +419,23 @@ class Pipeline:
             log.error("event sink %r failed (reported once; the run goes on): %s", sink, e)
 
     # --------------------------------------------------------------- for UIs
-    def snapshot(self, stats: bool = True) -> dict:
-        """A consistent copy of what a UI shows: last frame and landmarks, motion history,
-        recent windows and events, and (unless ``stats=False``: latency percentiles cost
-        milliseconds, too much for a per-frame overlay) stats."""
+    def snapshot(self, stats: bool = True) -> "Snapshot":
+        """A consistent copy of what a UI shows (``stats=False``: latency percentiles cost
+        milliseconds, too much for a per-frame overlay)."""
         with self._lock:
             last = self._last
             motion = list(self._motion)
             windows = list(self._windows)
             events = list(self.events[-50:])
-        out = {
-            "frame": None if last is None else last[0],
-            "landmarks": None if last is None else last[1],
-            "t": np.array([m.t for m in motion]),
-            "value": np.array([m.value for m in motion]),
-            "threshold": np.array([m.threshold for m in motion]),
-            "regions": np.stack([m.regions for m in motion]) if motion else np.zeros((0, 0)),
-            "region_names": tuple(getattr(self.spotter, "region_names", ())),
-            "windows": windows,
-            "events": events,
-            "stats": self.stats.to_dict() if stats else None,
-        }
-        return out
+        spotter = self.spotter
+        return Snapshot(
+            frame=None if last is None else last[0],
+            landmarks=None if last is None else last[1],
+            t=np.array([m.t for m in motion]),
+            value=np.array([m.value for m in motion]),
+            regions=np.stack([m.regions for m in motion]) if motion else np.zeros((0, 0)),
+            region_names=tuple(spotter.region_names) if spotter is not None else (),
+            windows=windows, events=events, stats=self.stats.to_dict() if stats else None)
 
 
 def _put_sentinel(q: queue.Queue, patience_s: float = 30.0) -> None:

@@ -102,7 +102,7 @@ def minmax_quantise(chans: np.ndarray) -> np.ndarray:
     return (np.round(scaled * 255) / 255).astype(np.float32)
 
 
-def _flow_box(crop: np.ndarray) -> np.ndarray:
+def flow_box(crop: np.ndarray) -> np.ndarray:
     """Warp FLOW_BOX of a template-framed crop (any size S) to FLOW_WORK_SIZE gray."""
     x0, y0, side = (v * crop.shape[0] / TEMPLATE for v in FLOW_BOX)
     s = FLOW_WORK_SIZE / side
@@ -132,7 +132,7 @@ def flow_image(onset_crop: np.ndarray, apex_crop: np.ndarray) -> np.ndarray:
     _check_crop("apex_crop", apex_crop)
     if onset_crop.shape[:2] != apex_crop.shape[:2]:
         raise ValueError(f"onset and apex crops differ in size: {onset_crop.shape} vs {apex_crop.shape}")
-    f = tvl1_flow(_flow_box(onset_crop), _flow_box(apex_crop))
+    f = tvl1_flow(flow_box(onset_crop), flow_box(apex_crop))
     f = cv2.resize(f, (FLOW_SIZE, FLOW_SIZE), interpolation=cv2.INTER_AREA)
     return minmax_quantise(np.dstack([f, optical_strain(f)]).astype(np.float32))
 

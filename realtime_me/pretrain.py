@@ -43,7 +43,7 @@ class SynthSetConfig:
     seed: int = 0
 
 
-def _key(data_dir: Path, cfg: SynthSetConfig, apex_size: int) -> str:
+def synth_key(data_dir: Path, cfg: SynthSetConfig, apex_size: int) -> str:
     stamp = (data_dir / "labels.csv").stat()
     raw = json.dumps([str(data_dir.resolve()), stamp.st_size, dataclasses.asdict(cfg), apex_size,
                       PREPROCESS_VERSION], sort_keys=True)
@@ -89,7 +89,7 @@ def render_synthetic(data_dir: str | Path, au_names: tuple[str, ...], class_name
     from .landmarks import landmarks_of_image
 
     root = Path(data_dir)
-    path = CACHE / f"synth_{_key(root, cfg, apex_size)}.npz"
+    path = CACHE / f"synth_{synth_key(root, cfg, apex_size)}.npz"
     if cache and path.is_file():
         return _load(path, au_names, class_names)
     rows, flows, apexes = [], [], []
@@ -178,7 +178,7 @@ def _pretrain_task(data: MEData, tag, name: str, idx: np.ndarray, cfg, overrides
     return tag, pretrain_state(data, name, idx, cfg, overrides)
 
 
-def _state_path(synth_key: str, pcfg: PretrainConfig, name: str, overrides: dict, excluded: set[str]) -> Path:
+def state_path(synth_key: str, pcfg: PretrainConfig, name: str, overrides: dict, excluded: set[str]) -> Path:
     raw = json.dumps([synth_key, dataclasses.asdict(pcfg.schedule), name, sorted(overrides.items(), key=str),
                       sorted(excluded)], default=str)
     return CACHE / f"state_{hashlib.sha1(raw.encode()).hexdigest()[:16]}.safetensors"
@@ -201,7 +201,7 @@ def pretrained_inits(name: str, real: MEData, splits, data_dir: str | Path, pcfg
     overrides = dict(overrides or {})
     apex_size = int(real.apex.shape[-1])
     synth = render_synthetic(data_dir, real.au_names, real.class_names, apex_size, pcfg.synth)
-    key = _key(Path(data_dir), pcfg.synth, apex_size)
+    key = synth_key(Path(data_dir), pcfg.synth, apex_size)
     subj = synth.subjects
     if all_faces:
         excluded = {0: set()}
@@ -212,7 +212,7 @@ def pretrained_inits(name: str, real: MEData, splits, data_dir: str | Path, pcfg
         excluded = {g: groups[g] for g in sorted(set(of_split))}
     states, tasks = {}, []
     for g, ex in excluded.items():
-        path = _state_path(key, pcfg, name, overrides, ex)
+        path = state_path(key, pcfg, name, overrides, ex)
         if path.is_file():
             states[g] = load_file(str(path))
         else:
@@ -220,7 +220,7 @@ def pretrained_inits(name: str, real: MEData, splits, data_dir: str | Path, pcfg
     for g, state in run_tasks(_pretrain_task, synth, tasks, workers, executor, address, desc="pretrain"):
         CACHE.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()},
-                  str(_state_path(key, pcfg, name, overrides, excluded[g])))
+                  str(state_path(key, pcfg, name, overrides, excluded[g])))
         states[g] = state
     return [keep_parts(states[g], pcfg.parts) for g in of_split]
 

@@ -9,7 +9,7 @@ Each clip runs through the same ``Pipeline`` the CLI uses, twice:
   last frame held still (what a recording around the sample would give at best).
 
 A clip is *spotted* when a micro window matches the coded onset..offset with IoU >= 0.5
-(the MEGC rule, ``spot_eval.match``). For the best-matching micro window: apex error
+(the MEGC rule, ``metrics.match``). For the best-matching micro window: apex error
 against the coded apex, emotion against the coded one, and which coded AUs it reported.
 ``recognise`` runs on the same clip with its own apex and with the coded one.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .datasets import Sample, read_samples
+from .describe import to_json
 from .errors import UserError
 from .sources import Source, SourceInfo
 from .types import Event, Frame
@@ -86,12 +87,12 @@ def _au_numbers(names) -> set[str]:
 
 def score_live(events: list[Event], sample: Sample, hold: int, fps: float) -> LiveResult:
     """Events of one run against the coded interval (positions shifted by ``hold``)."""
-    from .spot_eval import iou, match
+    from .metrics import interval, iou, match
 
     onset = (sample.onset or 0) + hold
     offset = (sample.offset if sample.offset is not None else (sample.n_frames or 1) - 1) + hold
     truth = (onset, offset)
-    wins = [(e.window.onset_index, e.window.offset_index) for e in events]
+    wins = [interval(e) for e in events]
     micro = [i for i, e in enumerate(events) if e.window.kind == "micro"]
     m = match([wins[i] for i in micro], [truth])
     best = max(range(len(events)), key=lambda i: iou(wins[i], truth), default=None)
@@ -116,7 +117,7 @@ def run_live(sample: Sample, hold: int, weights: str | None, backend: str) -> Li
     pipeline = Pipeline(PipelineConfig(weights=weights, backend=backend))
     with source:
         result = pipeline.run(source)
-    pipeline.tracker.close()
+    pipeline.close()
     return score_live(result.events, sample, hold, source.info.fps)
 
 
@@ -141,7 +142,7 @@ def evaluate(folder: Path, weights: str | None = None, backend: str = "auto", pr
                "onset": s.onset, "apex": s.apex, "offset": s.offset}
         for name, h in (("as_it_comes", 0), ("embedded", hold)):
             live = run_live(s, h, weights, backend)
-            row[name] = {**live.to_dict(), "emotion_correct": live.emotion is not None and live.emotion == s.label,
+            row[name] = {**to_json(live), "emotion_correct": live.emotion is not None and live.emotion == s.label,
                          "aus_recalled": sorted(_au_numbers(live.aus) & set(coded_aus))}
         for name, own in (("recognise_own_apex", True), ("recognise_coded_apex", False)):
             r = recognise(s, classifier, own_apex=own, progress=False).to_dict()

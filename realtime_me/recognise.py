@@ -5,7 +5,7 @@ coded offset, with no still face before it, so the live spotter (which learns th
 face's noise for 0.7 s first) cannot be used on them. This command takes the onset and
 offset as given and runs the product's own stages on the frames in between:
 
-    frames -> FaceTracker -> Aligner -> FlowPoints -> apex finder -> Classifier(onset, apex)
+    frames -> FaceChain (tracker -> aligner -> flow points) -> apex finder -> Classifier(onset, apex)
 
 ``--model fdp|pointcloud`` (or ``--weights`` of such a model) runs a sequence model
 instead: ``classify.make_classifier`` gives a ``SequenceClassifier``, which gets every
@@ -55,6 +55,7 @@ import cv2
 import numpy as np
 
 from .datasets import Sample, read_samples
+from .engines import BACKENDS
 from .errors import UserError
 from .explain import explain
 from .types import AlignedFace, Frame, Window
@@ -121,7 +122,7 @@ class SampleFrames:
 
         self.sample = sample
         if sample.path.is_dir():
-            self.source = FrameFolderSource(sample.path, sample.fps, realtime=False)
+            self.source = FrameFolderSource(sample.path, sample.fps)
             self.paths: list[Path] | None = list(self.source.paths)
             n: int | None = len(self.paths)
         elif sample.path.is_file():
@@ -211,32 +212,23 @@ class ClipTrack:
 
 def track(frames: Iterator[Frame], fps: float, total: int | None = None, border: int | None = None,
           progress: bool = True, desc: str = "tracking") -> ClipTrack:
-    """Frames -> FaceTracker -> Aligner -> FlowPoints, as the pipeline chains them. A frame
-    without a face is skipped without resetting the flow chain (a pre-segmented clip is
+    """Frames -> ``FaceChain`` up to the flow points, as the pipeline chains them. A frame
+    without a face is skipped without ending the flow chain (a pre-segmented clip is
     short: the next face is still comparable with the reference crop)."""
     from tqdm import tqdm
 
-    from .alignment import Aligner
-    from .landmarks import FaceTracker
-    from .spotting.flow import FlowPoints
+    from .chain import ChainConfig, FaceChain
 
-    aligner, flow = Aligner(), FlowPoints(fps)
     positions, rows, faces = [], [], []
-    with FaceTracker() as tracker:
+    with FaceChain(ChainConfig(spot=False)).start(fps) as chain:
         for frame in tqdm(frames, total=total, desc=desc, unit="frame", leave=False, disable=not progress,
                           file=sys.stderr):
             if border is None:
                 border = tracking_border(frame.image)
-            image = pad(frame.image, border)
-            lm = tracker.process(Frame(frame.index, frame.t, image))
+            step = chain.process(Frame(frame.index, frame.t, pad(frame.image, border)))
             positions.append(frame.index)
-            if lm is None:
-                faces.append(None)
-                rows.append(np.full((478, 3), np.nan, np.float32))
-                continue
-            face = aligner.process(image, lm)
-            faces.append(face)
-            rows.append(flow.process(face).points)
+            faces.append(step.located.face)
+            rows.append(np.full((478, 3), np.nan, np.float32) if step.moved is None else step.moved.points.points)
     pts = np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
     return ClipTrack(np.array(positions, np.int64), pts, faces, float(fps), border or 0)
 
@@ -335,19 +327,18 @@ def moved_regions(fit: ApexFit, at: int) -> list[str]:
     return [fit.region_names[i] for i in np.argsort(-d) if keep[i]]
 
 
-def window_regions(fit: ApexFit, at: int) -> dict[str, float]:
-    """What the spotter puts in ``Window.regions`` (region displacements and AU cues of
-    the movement onset -> ``at``), so the classifier's AU corroboration works as live."""
+def window_motion(fit: ApexFit, at: int) -> tuple[dict[str, float], dict[str, float]]:
+    """What the spotter puts in ``Window.regions`` and ``Window.cues`` (region displacements
+    and AU cues of the movement onset -> ``at``), so the classifier's AU corroboration
+    works as live."""
     from .spotting.reference import aperture
     from .spotting.regions import cues, tables
 
     tb = tables()
     reg = {n: float(v) for n, v in zip(fit.region_names, fit.regions[at])}
     apex_shape = fit.shapes[at]
-    reg.update(cues(apex_shape, fit.base, aperture(apex_shape, tb.lids, tb.corners),
-                    aperture(fit.base, tb.lids, tb.corners)))
-    reg["blink"] = 0.0
-    return reg
+    return reg, cues(apex_shape, fit.base, aperture(apex_shape, tb.lids, tb.corners),
+                     aperture(fit.base, tb.lids, tb.corners))
 
 
 # ------------------------------------------------------------------ one sample
@@ -460,8 +451,9 @@ def recognise(sample: Sample, classifier, own_apex: bool = False, progress: bool
     clip, ref, at, apex_from, fit, coded, notes = loc.clip, loc.ref, loc.at, loc.apex_from, loc.fit, loc.coded, loc.notes
     pos = clip.positions
     onset, apex, offset = int(pos[ref]), int(pos[at]), int(pos[-1])
+    regions, cued = window_motion(fit, at)
     window = Window(onset_index=onset, apex_index=apex, offset_index=offset, onset_t=onset / fps,
-                    apex_t=apex / fps, offset_t=offset / fps, regions=window_regions(fit, at))
+                    apex_t=apex / fps, offset_t=offset / fps, regions=regions, cues=cued)
     max_micro = SpotterConfig().max_micro_s
     if window.duration > max_micro:
         window.kind = "macro"
@@ -572,12 +564,12 @@ def to_csv(rows: list[dict], labels: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------ metrics
 def metrics(rows: list[dict], labels: Sequence[str]) -> dict | None:
-    """UF1/UAR overall and per dataset (``training.score``, the LOSO metric) over rows
+    """UF1/UAR overall and per dataset (``metrics.score``, the LOSO metric) over rows
     with a label and no error, plus how far the motion apex fell from the coded one."""
     scored = [r for r in rows if r.get("label") and not r.get("error")]
     out: dict = {}
     if scored:
-        from .training import score
+        from .metrics import score
 
         y_true = np.array([labels.index(r["label"]) for r in scored])
         y_pred = np.array([labels.index(r["emotion"]) for r in scored])
@@ -626,7 +618,7 @@ face are reported and left out; tight face crops are padded before tracking."""
     model.add_argument("--model", help="a shipped model by name (medn, ststnet, fdp, pointcloud: models/NAME); "
                                        "default medn")
     model.add_argument("--weights", help="model folder (default: the shipped models/medn)")
-    model.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
+    model.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="inference engine")
     out = p.add_argument_group("output (each written whole at the end)")
     out.add_argument("--json", metavar="OUT.json", help="one sample: its result; --dataset: metrics and all samples")
@@ -773,7 +765,7 @@ def run(args: argparse.Namespace) -> int:
                                        "model": classifier.engine.describe(), "metrics": summary,
                                        "samples": rows}, indent=2) + "\n"
     if args.confusion and summary and "overall" in summary:
-        from .training import plot_confusion
+        from .metrics import plot_confusion
 
         contents["confusion"] = lambda tmp: plot_confusion(summary, tmp)
     outputs.write(contents)

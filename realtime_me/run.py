@@ -12,9 +12,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .engines import BACKENDS
 from .errors import UserError
 from .pipeline import Pipeline, PipelineConfig, RunResult
-from .sinks import ConsoleSink, JsonlSink, format_event
+from .describe import console_line
+from .sinks import ConsoleSink, JsonlSink
 from .sources import FPS_RANGE, DemoSource, Source, SourceInfo, open_source
 from .stats import Stats
 
@@ -25,7 +27,7 @@ EXIT_INTERRUPTED = 130
 def add_model_options(group) -> None:
     """Model and spotting options, the same for the CLI and the browser demo."""
     group.add_argument("--weights", help="model folder (model.safetensors + model.json); default: the shipped models/medn")
-    group.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch", "triton"],
+    group.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="inference engine (auto: the fastest available)")
     group.add_argument("--no-classify", action="store_true", help="spot only; every event is 'unclassified'")
     group.add_argument("--sensitivity", type=float, help="spotter sensitivity (higher finds more, and more false alarms)")
@@ -63,7 +65,7 @@ def _display_tick(pipeline: Pipeline):
 
     def tick() -> bool:
         snap = pipeline.snapshot(stats=False)
-        if snap["frame"] is not None:
+        if snap.frame is not None:
             cv2.imshow("realtime-me", draw_snapshot(snap, pipeline.stats.fps_processed))
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
@@ -71,13 +73,13 @@ def _display_tick(pipeline: Pipeline):
 
 
 def truth_report(source: Source, result: RunResult) -> str:
-    """For the demo clip: which of its labelled micro-expressions were found."""
-    from .spot_eval import matched_micro
+    """For the demo clip: which of its labelled micro-expressions were found (the MEGC rule, ``metrics``)."""
+    from .metrics import IOU_THRESHOLD, matched_micro
 
     truth, found, by_truth = matched_micro(source.truth["events"], result.events)
     reached_s = result.stats.frames_in / source.info.fps  # an interrupted run did not play the rest
     lines = [f"demo clip ground truth: {len(truth)} micro-expressions; spotted {len(found)} micro-expression windows, "
-             f"{len(by_truth)} match (IoU >= 0.5)"]
+             f"{len(by_truth)} match (IoU >= {IOU_THRESHOLD:g})"]
     for i, e in enumerate(truth):
         got = by_truth.get(i)
         said = ("missed" if e["apex_s"] < reached_s else "not reached") if got is None \
@@ -156,7 +158,7 @@ def _warn(bar):
 def _sinks(args: argparse.Namespace, bar, jsonl: JsonlSink | None) -> list:
     sinks: list = []
     if not args.quiet:
-        sinks.append((lambda e: bar.write(format_event(e))) if bar is not None else ConsoleSink())
+        sinks.append((lambda e: bar.write(console_line(e))) if bar is not None else ConsoleSink())
     if jsonl is not None:
         sinks.append(jsonl)
     return sinks

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
+from .metrics import au_scores, plot_confusion, score
 from .sequences import SEQ_PREPROCESS_VERSION, SeqSample
 
 #: the architectures this module trains
@@ -203,22 +204,9 @@ def predict(model: nn.Module, data: SeqData, idx: np.ndarray) -> tuple[np.ndarra
     return torch.softmax(logits, 1).numpy(), torch.sigmoid(au).numpy()
 
 
-def au_scores(au_true: np.ndarray, mask: np.ndarray, au_prob: np.ndarray, names: Sequence[str],
-              threshold: float = 0.5) -> dict:
-    """AU recall / precision at ``threshold`` over the coded samples (micro-averaged)."""
-    sel = mask > 0
-    t, p = au_true[sel] > 0.5, au_prob[sel] >= threshold
-    tp, fn, fp = int((t & p).sum()), int((t & ~p).sum()), int((~t & p).sum())
-    return {"n_samples": int(sel.sum()), "coded": tp + fn, "found": tp, "reported": tp + fp,
-            "recall": round(tp / max(tp + fn, 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
-            "au_names": list(names), "threshold": threshold}
-
-
 def loso(name: str, data: SeqData, cfg: SeqTrainConfig, init: nn.Module | None = None, progress: bool = True) -> dict:
-    """Leave-one-subject-out, predictions pooled over folds (``training.score``) plus AU recall."""
+    """Leave-one-subject-out, predictions pooled over folds (``metrics.score``) plus AU recall."""
     from tqdm import tqdm
-
-    from .training import score
 
     t0 = time.perf_counter()
     subjects = sorted(set(data.subjects.tolist()))
@@ -272,7 +260,7 @@ def describe_training(data: SeqData, source: str, cfg: SeqTrainConfig, history: 
             "schedule": dataclasses.asdict(cfg), "final_loss": round(history[-1], 4) if history else None, **more}
 
 
-# ---------------------------------------------------------------- commands (dispatched from training.py)
+# ---------------------------------------------------------------- commands (dispatched from training.cli)
 def add_options(parser: argparse.ArgumentParser) -> None:
     """Options of ``train`` / ``loso`` for the sequence models."""
     g = parser.add_argument_group("sequence models (--model fdp|pointcloud)")
@@ -365,7 +353,5 @@ def run_loso(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if getattr(args, "plot", None):
-        from .training import plot_confusion
-
         plot_confusion(result, args.plot)
     return 0

@@ -7,25 +7,9 @@ import threading
 from pathlib import Path
 from typing import Callable, TextIO
 
+from .describe import console_line, to_json
 from .errors import UserError
 from .types import Event
-
-
-def format_event(e: Event) -> str:
-    """One console line per event."""
-    w = e.window
-    head = f"[{w.apex_t:8.2f} s] {w.kind.upper():5} {e.emotion or 'unclassified':<12}"
-    if e.emotion:
-        head += f" {e.confidence:4.0%}"
-    parts = [head, f"frames {w.onset_index}-{w.apex_index}-{w.offset_index}", f"{w.duration * 1e3:4.0f} ms"]
-    aus = [k for k, _ in sorted(e.aus.items(), key=lambda kv: -kv[1])[:3]]
-    if aus:
-        parts.append("AUs " + ",".join(aus))
-    cues = [k for k, v in sorted(w.regions.items(), key=lambda kv: -kv[1])[:2] if v > 0]
-    if cues:
-        parts.append("moved " + ",".join(cues))
-    parts.append(f"latency {e.latency_s * 1e3:.0f} ms")
-    return "  ".join(parts)
 
 
 class ConsoleSink:
@@ -33,7 +17,7 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
 
     def __call__(self, event: Event) -> None:
-        print(format_event(event), file=self.stream, flush=True)
+        print(console_line(event), file=self.stream, flush=True)
 
 
 class JsonlSink:
@@ -62,7 +46,7 @@ class JsonlSink:
                 self.lost += 1
                 return
             try:
-                self._f.write(json.dumps(event.to_dict()) + "\n")
+                self._f.write(json.dumps(to_json(event)) + "\n")
                 self._f.flush()
                 self.written += 1
             except OSError as e:

@@ -110,6 +110,17 @@ class _SameSize:
                 f"{self.width}x{self.height} (none dropped)"]
 
 
+def paced(frames: Iterator[Frame], fps: float) -> Iterator[Frame]:
+    """Each frame held back until its media time (index / fps) since the first: a file
+    played as if it were live."""
+    start = time.perf_counter()
+    for frame in frames:
+        delay = start + frame.index / fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
+
+
 class CameraSource(Source):
     """An OpenCV camera. ``--width/--height/--fps`` are requests; ``info`` reports what came.
 
@@ -263,15 +274,13 @@ class VideoSource(Source):
         self._first = first
 
     def frames(self) -> Iterator[Frame]:
+        return paced(self._read(), self.info.fps) if self.realtime else self._read()
+
+    def _read(self) -> Iterator[Frame]:
         fps = self.info.fps
         same_size = _SameSize(self.info.width, self.info.height)
-        start = time.perf_counter()
         index, image = 0, self._first
         while image is not None:
-            if self.realtime:
-                delay = start + index / fps - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
             yield Frame(index, index / fps, same_size(image))
             index += 1
             ok, image = self.cap.read()
@@ -298,7 +307,7 @@ class FrameFolderSource(Source):
     index and time stay reserved, so timing holds) and counted in ``end_notes``; only
     a folder with no readable image at all is refused."""
 
-    def __init__(self, folder: str | Path, fps: float | None, realtime: bool = False) -> None:
+    def __init__(self, folder: str | Path, fps: float | None) -> None:
         folder = Path(folder)
         if folder.is_file():
             raise UserError(f"{folder} is a file, not a folder of images (for a video file: --video {folder})")
@@ -314,8 +323,7 @@ class FrameFolderSource(Source):
         if first is None:
             raise UserError(f"none of the {len(self.paths)} images in {folder} can be read (corrupt, or not images)")
         h, w = first.shape[:2]
-        self.realtime = realtime
-        self.info = SourceInfo(str(folder), fps, w, h, live=realtime, n_frames=len(self.paths))
+        self.info = SourceInfo(str(folder), fps, w, h, live=False, n_frames=len(self.paths))
 
     def _first_readable(self) -> np.ndarray | None:
         for path in self.paths:
@@ -326,7 +334,6 @@ class FrameFolderSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         same_size = _SameSize(self.info.width, self.info.height)
-        start = time.perf_counter()
         skipped: list[Path] = []
         for index, path in enumerate(self.paths):
             image = cv2.imread(str(path))
@@ -334,10 +341,6 @@ class FrameFolderSource(Source):
                 skipped.append(path)
                 log.debug("skipping unreadable image %s", path)
                 continue
-            if self.realtime:
-                delay = start + index / self.info.fps - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
             yield Frame(index, index / self.info.fps, same_size(image))
         notes = same_size.note("images")
         if skipped:
@@ -363,13 +366,8 @@ class DemoSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         fps = self.info.fps
-        start = time.perf_counter()
-        for index, image in enumerate(self.clip.frames()):
-            if self.realtime:
-                delay = start + index / fps - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            yield Frame(index, index / fps, image)
+        frames = (Frame(index, index / fps, image) for index, image in enumerate(self.clip.frames()))
+        return paced(frames, fps) if self.realtime else frames
 
 
 def open_source(
@@ -394,7 +392,7 @@ def open_source(
     if video:
         return VideoSource(video, realtime=realtime)
     if frames:
-        return FrameFolderSource(frames, fps, realtime=False)
+        return FrameFolderSource(frames, fps)
     if demo:
         return DemoSource(seed=seed, fps=fps or 30.0, realtime=realtime)
     try:  # no source given: the default camera, as a webcam user expects

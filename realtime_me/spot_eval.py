@@ -28,79 +28,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .types import FaceLandmarks, Window
+from .metrics import IOU_THRESHOLD, interval, iou, match, prf
+from .paths import SHARED_DATA
+from .types import CropPoints, Window
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED0 = 100
 TUNE_SEED0 = 1000
 DISTRACTOR_SEED_OFFSET = 500    # distractor-only clips use seeds seed0 + 500 ...
-IOU_THRESHOLD = 0.5
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+DEFAULT_DATA = SHARED_DATA / "videos"
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "spot_eval"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
-
-
-# ------------------------------------------------------------------ matching (MEGC)
-def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """IoU of two inclusive frame intervals (onset, offset)."""
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    if inter <= 0:
-        return 0.0
-    union = (a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter
-    return inter / union
-
-
-@dataclass
-class Match:
-    tp: int
-    fp: int
-    fn: int
-    pairs: list[tuple[int, int, float]]   # (pred index, truth index, IoU)
-
-    @property
-    def unmatched_pred(self) -> set[int]:
-        return set(range(self.tp + self.fp)) - {p for p, _, _ in self.pairs}
-
-
-def match(pred: list[tuple[int, int]], truth: list[tuple[int, int]], threshold: float = IOU_THRESHOLD) -> Match:
-    """One-to-one matching, highest IoU first; a pair counts when IoU >= threshold.
-
-    With disjoint truth intervals a prediction can reach IoU >= 0.5 with at most one
-    of them, so greedy matching is the maximum matching here."""
-    cand = sorted(((iou(p, t), i, j) for i, p in enumerate(pred) for j, t in enumerate(truth)), reverse=True)
-    used_p, used_t, pairs = set(), set(), []
-    for v, i, j in cand:
-        if v < threshold:
-            break
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-            pairs.append((i, j, v))
-    tp = len(pairs)
-    return Match(tp, len(pred) - tp, len(truth) - tp, pairs)
-
-
-def match_intervals(truth: list[tuple[int, int]], found: list[tuple[int, int]],
-                    threshold: float = IOU_THRESHOLD) -> list[tuple[int, int]]:
-    """(truth index, found index) of the MEGC matches, for reports that start from the truth."""
-    return sorted((j, i) for i, j, _ in match(found, truth, threshold).pairs)
-
-
-def matched_micro(truth_events: list[dict], events: list) -> tuple[list[dict], list, dict[int, object]]:
-    """Ground-truth micro-expressions, spotted micro Events, and {truth index: Event} of the matches."""
-    truth = [e for e in truth_events if e["kind"] == "micro"]
-    found = [e for e in events if e.window.kind == "micro"]
-    pairs = match_intervals([(e["onset_frame"], e["offset_frame"]) for e in truth],
-                            [(e.window.onset_index, e.window.offset_index) for e in found])
-    return truth, found, {ti: found[fi] for ti, fi in pairs}
-
-
-def prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    p = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
-    r = tp / (tp + fn) if tp + fn else 1.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
 
 
 # ------------------------------------------------------------------ clips and landmark cache
@@ -125,7 +64,7 @@ class ClipSpec:
         return f"{kind}_s{self.seed}_{self.fps:g}fps_{self.duration_s:g}s{face}"
 
 
-DEFAULT_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "composite"
+DEFAULT_FACES = SHARED_DATA / "composite"
 
 
 def real_faces(composite: Path, n: int = 24) -> tuple[str, ...]:
@@ -161,16 +100,18 @@ class Track:
         return len(self.points) / self.fps / 60.0
 
 
-def _generator_stamp() -> str:
+def generator_stamp() -> str:
     """Cached tracks are only valid for the generator and tracker that made them."""
     import mediapipe
 
     from . import alignment, landmarks, preprocess, synth
     from .spotting import flow
 
+    files = sorted(Path(synth.__file__).parent.glob("*.py"))   # every module of the generator
+    files += [Path(mod.__file__) for mod in (landmarks, alignment, flow, preprocess)]
     h = hashlib.sha1()
-    for mod in (synth, landmarks, alignment, flow, preprocess):
-        h.update(Path(mod.__file__).read_bytes())
+    for path in files:
+        h.update(path.read_bytes())
     h.update(mediapipe.__version__.encode())
     return h.hexdigest()[:12]
 
@@ -181,23 +122,21 @@ def cache_path(cache_dir: Path, spec: ClipSpec, stamp: str) -> Path:
 
 
 def track_frames(frames, fps: float, desc: str, total: int | None = None, progress: bool = True) -> np.ndarray:
-    """What the pipeline feeds its spotter, per frame: face tracker -> alignment -> flow
-    points, as (n, 478, 3) float32 with NaN rows where no face was found."""
+    """What the pipeline feeds its spotter, per frame (``FaceChain`` up to the flow
+    points), as (n, 478, 3) float32 with NaN rows where no face was found."""
     from tqdm import tqdm
 
-    from .alignment import Aligner
-    from .landmarks import FaceTracker
-    from .spotting.flow import FlowPoints
+    from .chain import ChainConfig, FaceChain
 
-    aligner, flow, rows = Aligner(), FlowPoints(fps), []
-    with FaceTracker() as tracker:
+    rows = []
+    with FaceChain(ChainConfig(spot=False)).start(fps) as chain:
         for frame in tqdm(frames, desc=desc, unit="frame", leave=False, disable=not progress, total=total):
-            lm = tracker.process(frame)
-            if lm is None:
-                flow.reset()
+            moved = chain.process(frame).moved
+            if moved is None:
+                chain.lost(frame.index, frame.t)
                 rows.append(np.full((478, 3), np.nan, np.float32))
             else:
-                rows.append(flow.process(aligner.process(frame.image, lm)).points)
+                rows.append(moved.points.points)
     return np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
 
 
@@ -242,38 +181,30 @@ class SpotRun:
 
 
 def spot_track(track: Track, sensitivity: float, overrides: dict, backend: str = "numba") -> SpotRun:
-    """Feed a landmark track to a fresh Spotter frame by frame, as the pipeline does."""
+    """Feed a landmark track to a fresh Spotter frame by frame, as the pipeline's chain does."""
+    from .chain import SpotStream
     from .spotting import Spotter
 
     sp = Spotter(track.fps, sensitivity=sensitivity, backend=backend, **overrides)
     sp.warmup()
+    stream = SpotStream(sp, holds=sp.holds(len(track.points)))
     windows: list[Window] = []
-    lost, last = True, None
-    face = 0
+    lost, face = True, 0
     t0 = time.perf_counter()
     for i, p in enumerate(track.points):
         t = i / track.fps
         if np.isnan(p[0, 0]):
             if not lost:
-                windows += sp.face_lost(i, t)
+                windows += stream.lost(i, t)
             lost = True
             continue
-        lm = FaceLandmarks(i, t, p)
-        if last is None:
-            sp.hold_start(lm)        # a file: its first frame held still before it, as the pipeline does
-        lost, last = False, lm
+        lost = False
         face += 1
-        windows += sp.update(lm)[1]
+        windows += stream.update(CropPoints(i, t, p))[1]
     dt = time.perf_counter() - t0
     n = len(track.points)
-    windows += sp.hold_end(last) if not lost else sp.face_lost(n, n / track.fps)
-    return SpotRun(windows, asdict(sp.counts), face, dt / max(1, len(track.points)) * 1e6)
-
-
-def _interval(e) -> tuple[int, int]:
-    if isinstance(e, Window):
-        return e.onset_index, e.offset_index
-    return int(e["onset_frame"]), int(e["offset_frame"])
+    windows += stream.finish(n - 1, (n - 1) / track.fps)
+    return SpotRun(windows, asdict(sp.counts), face, dt / max(1, n) * 1e6)
 
 
 def score_clip(track: Track, run: SpotRun) -> dict:
@@ -283,13 +214,13 @@ def score_clip(track: Track, run: SpotRun) -> dict:
     for kind in ("micro", "macro"):
         pred = [w for w in run.windows if w.kind == kind]
         truth = [e for e in ev if e["kind"] == kind]
-        m = match([_interval(w) for w in pred], [_interval(e) for e in truth])
+        m = match([interval(w) for w in pred], [interval(e) for e in truth])
         res = {"tp": m.tp, "fp": m.fp, "fn": m.fn, "n_truth": len(truth)}
         if kind == "micro":
             res["delays_s"] = [round(pred[i].confirmed_t - pred[i].apex_t, 4) for i, _, _ in m.pairs]
             res["apex_err_s"] = [round(abs(pred[i].apex_t - truth[j]["apex_s"]), 4) for i, j, _ in m.pairs]
             res["ious"] = [round(v, 3) for _, _, v in m.pairs]
-            res["fp_overlaps"] = [_overlap_kind(_interval(pred[i]), ev) for i in sorted(m.unmatched_pred)]
+            res["fp_overlaps"] = [_overlap_kind(interval(pred[i]), ev) for i in sorted(m.unmatched_pred)]
             found = {j for _, j, _ in m.pairs}
             res["missed"] = [{k: truth[j][k] for k in ("onset_frame", "apex_frame", "offset_frame", "amplitude_px",
                                                       "aus")} for j in range(len(truth)) if j not in found]
@@ -301,7 +232,7 @@ def _overlap_kind(iv: tuple[int, int], events: list[dict]) -> str:
     """What a false alarm overlapped most: a blink, a macro, a micro (IoU < 0.5) or nothing."""
     best, kind = 0.0, "none"
     for e in events:
-        v = iou(iv, _interval(e))
+        v = iou(iv, interval(e))
         if v > best:
             best, kind = v, e["kind"]
     return kind
@@ -419,7 +350,7 @@ def evaluate(plan: EvalPlan, cache: Path | None, sensitivity: float, overrides: 
              backend: str = "numba", progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    stamp = _generator_stamp()
+    stamp = generator_stamp()
     groups = plan.specs()
     all_specs = [s for g in groups.values() for s in g]
     results: dict = {"per_clip": {}}

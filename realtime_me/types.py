@@ -60,7 +60,8 @@ class AlignedFace:
 
     ``crop`` is SxSx3 uint8 BGR; ``matrix`` the 2x3 frame->crop transform;
     ``points`` the landmarks (478, 2) in crop pixels; ``measured`` as in
-    ``FaceLandmarks`` (False: carried, not re-measured on this frame).
+    ``FaceLandmarks`` (False: carried, not re-measured on this frame);
+    ``arrival`` the frame's (``Frame.arrival``), carried so latency can be timed from it.
     """
 
     index: int
@@ -69,17 +70,37 @@ class AlignedFace:
     matrix: np.ndarray
     points: np.ndarray
     measured: bool = True
+    arrival: float = 0.0
+
+
+@dataclass(slots=True)
+class CropPoints:
+    """The 478 landmarks in aligned-crop pixels, carried by optical flow from a reference
+    crop (``spotting.flow``): what the spotter reads. ``points`` is (478, 3) float32,
+    x, y in crop pixels and z zero (the flow is 2-D)."""
+
+    index: int
+    t: float
+    points: np.ndarray
+
+
+@dataclass(slots=True)
+class FaceLost:
+    """No face in frame ``index`` (the first of a run of such frames)."""
+
+    index: int
+    t: float
 
 
 @dataclass(slots=True)
 class MotionSample:
-    """Spotter state after one frame: per-region motion, combined value, threshold."""
+    """Spotter state after one frame: per-region motion and their max, in thresholds
+    (1.0 is at threshold in every region)."""
 
     index: int
     t: float
     regions: np.ndarray
     value: float
-    threshold: float
 
 
 @dataclass(slots=True)
@@ -87,7 +108,7 @@ class Window:
     """A spotted movement: onset, apex and offset of one candidate.
 
     ``kind`` is "micro" for movements of ``SpotterConfig.min_micro_s`` to ``max_micro_s``
-    (40-500 ms), "macro" for longer ones.
+    (the one place the bounds are stated), "macro" for longer ones.
     ``confirmed_t`` is when the detector committed to it, so
     ``confirmed_t - apex_t`` is the spotting delay.
     """
@@ -101,7 +122,12 @@ class Window:
     kind: Literal["micro", "macro"] = "micro"
     peak: float = 0.0
     confirmed_t: float = 0.0
+    #: per facial region (``spotting.regions.REGIONS``), its motion at the apex
     regions: dict[str, float] = field(default_factory=dict)
+    #: AU-like landmark cues of the movement, baseline to apex (``spotting.regions.cues``)
+    cues: dict[str, float] = field(default_factory=dict)
+    #: the candidate touched frames next to a blink
+    near_blink: bool = False
 
     @property
     def duration(self) -> float:
@@ -121,33 +147,10 @@ class Event:
     confidence: float = 0.0
     probs: dict[str, float] = field(default_factory=dict)
     aus: dict[str, float] = field(default_factory=dict)
-    decided_t: float = 0.0
     #: seconds from the apex frame entering the pipeline to this decision
     #: (spotting look-ahead + classification); filled in by the pipeline
     latency_s: float = 0.0
     source: str = ""
 
-    def to_dict(self) -> dict:
-        w = self.window
-        return {
-            "kind": w.kind,
-            "emotion": self.emotion or "unclassified",
-            "confidence": round(float(self.confidence), 4),
-            "probs": {k: round(float(v), 4) for k, v in self.probs.items()},
-            "aus": {k: round(float(v), 4) for k, v in self.aus.items()},
-            "onset_frame": w.onset_index,
-            "apex_frame": w.apex_index,
-            "offset_frame": w.offset_index,
-            "onset_s": round(w.onset_t, 4),
-            "apex_s": round(w.apex_t, 4),
-            "offset_s": round(w.offset_t, 4),
-            "duration_s": round(w.duration, 4),
-            "peak": round(float(w.peak), 5),
-            "regions": {k: round(float(v), 5) for k, v in w.regions.items()},
-            "spotting_delay_s": round(max(0.0, w.confirmed_t - w.apex_t), 4),
-            "decision_latency_s": round(self.latency_s, 4),
-            "source": self.source,
-        }
 
-
-__all__ = ["EMOTIONS", "Frame", "FaceLandmarks", "AlignedFace", "MotionSample", "Window", "Event", "asdict"]
+__all__ = ["EMOTIONS", "Frame", "FaceLandmarks", "AlignedFace", "CropPoints", "FaceLost", "MotionSample", "Window", "Event", "asdict"]

@@ -8,25 +8,32 @@ failure is a ``UserError`` that names the file and what is wrong.
 A card is validated against a schema (``validate_card``) before anything is
 built: a card is user input, and ``dim: 10000000`` must be refused before it
 allocates gigabytes, ``labels: "xyz"`` before it becomes three labels.
+
+Like timm's pretrained config, the card carries what the engines need without the
+module: the tensors' names and shapes (``inputs``), and the preprocessing the weights
+were trained on (``preprocess_version`` and its parameters, ``preprocess``). It builds
+the ``ModelSpec`` (``read_spec``), so an engine that runs an exported graph never
+imports torch, and it refuses weights whose preprocessing this code no longer computes.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import json
 import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
-
+from .engines.spec import ModelSpec
 from .errors import UserError
-from .models.registry import config_to_dict, create_model, list_models, make_config
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model.json"
@@ -41,8 +48,9 @@ class ModelCard:
     config: dict[str, Any]
     labels: list[str]
     aus: list[str] = field(default_factory=list)
-    inputs: dict[str, Any] = field(default_factory=dict)       # name -> shape, dtype, normalisation
+    inputs: dict[str, Any] = field(default_factory=dict)       # name -> shape, dtype, normalisation; "outputs"
     preprocess_version: int = 0
+    preprocess: dict[str, Any] = field(default_factory=dict)   # its parameters (classify.preprocessing)
     training: dict[str, Any] = field(default_factory=dict)     # data, subjects, epochs, seed, ...
     loso: dict[str, Any] = field(default_factory=dict)         # UF1/UAR overall and per dataset
     date: str = ""
@@ -52,16 +60,59 @@ class ModelCard:
 
     @classmethod
     def for_model(cls, model: nn.Module, **fields: Any) -> "ModelCard":
-        """The card of a freshly built model: its labels and AUs from its config, plus ``fields``."""
+        """The card of a freshly built model: its labels and AUs from its config, its tensors and
+        the preprocessing this code feeds it, plus ``fields``."""
+        from .classify import preprocessing
+
+        version, params = preprocessing(model.input_names)
+        tensors = {n: {"shape": ["B", *t.shape[1:]], "dtype": "float32"}
+                   for n, t in zip(model.input_names, model.example_inputs(1))}
         base = {"architecture": model.arch_name, "config": {}, "labels": list(model.config.class_names),
-                "aus": list(getattr(model.config, "au_names", ()))}
+                "aus": list(getattr(model.config, "au_names", ())),
+                "inputs": {**tensors, "outputs": list(model.output_names)},
+                "preprocess_version": version, "preprocess": params}
         return cls(**{**base, **fields})
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], path: Path) -> "ModelCard":
+    def from_dict(cls, d: dict[str, Any], path: Path, check_config: bool = True) -> "ModelCard":
         """The card in ``d`` (read from ``path``), refused unless it passes ``validate_card``."""
-        validate_card(d, path)
+        validate_card(d, path, check_config)
         return cls(**d)
+
+    def spec(self, weights_dir: str | Path) -> ModelSpec:
+        """The engines' view of these weights: per-sample tensor shapes from ``inputs``, output
+        sizes from the label and AU lists, the weights' hash. Refused unless the card's
+        preprocessing is the one this code computes."""
+        path = Path(weights_dir) / CARD_FILE
+        inputs, outputs = self._tensors(path)
+        self._check_preprocess(tuple(inputs), path)
+        return ModelSpec(self.architecture, inputs, outputs, tuple(self.labels), tuple(self.aus),
+                         weights_hash(weights_dir), Path(weights_dir))
+
+    def _tensors(self, path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        sizes = {"logits": (len(self.labels),), "au_logits": (len(self.aus),)}
+        shapes = {n: v.get("shape", []) for n, v in self.inputs.items() if isinstance(v, dict)}
+        outputs = self.inputs.get("outputs")
+        if not shapes or not all(len(s) > 1 and all(_int(x) for x in s[1:]) for s in shapes.values()) \
+                or not isinstance(outputs, list) or not outputs or not set(outputs) <= set(sizes):
+            raise UserError(f"{path}: 'inputs' must give each input's shape (batch axis first) and list the "
+                            f"model's 'outputs' ({' and/or '.join(sizes)}), as save_model writes them")
+        return {n: tuple(s[1:]) for n, s in shapes.items()}, {n: sizes[n] for n in outputs}
+
+    def _check_preprocess(self, input_names: tuple[str, ...], path: Path) -> None:
+        """Weights trained on inputs this code no longer computes would classify noise: refuse them."""
+        from .classify import preprocessing
+
+        version, params = preprocessing(input_names)
+        if self.preprocess_version != version:
+            raise UserError(f"{path}: 'preprocess_version' is {self.preprocess_version}, but this code's "
+                            f"preprocessing is version {version}: the weights were trained on inputs it no longer "
+                            "makes (retrain them, or run the release that wrote them)")
+        changed = {k: (self.preprocess.get(k), params.get(k)) for k in {**params, **self.preprocess}
+                   if self.preprocess.get(k) != params.get(k)}
+        if self.preprocess and changed:
+            said = ", ".join(f"{k} {_show(card)} (code: {_show(code)})" for k, (card, code) in sorted(changed.items()))
+            raise UserError(f"{path}: 'preprocess' differs from this code's version-{version} preprocessing: {said}")
 
 
 # ------------------------------------------------------------------ card schema
@@ -90,6 +141,7 @@ _TOP_LEVEL: dict[str, tuple[Any, str]] = {
     "aus": (lambda v: _names(v, allow_empty=True), "a list of distinct non-empty strings"),
     "inputs": (lambda v: isinstance(v, dict), "an object"),
     "preprocess_version": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "preprocess": (lambda v: isinstance(v, dict), "an object"),
     "training": (lambda v: isinstance(v, dict), "an object"),
     "loso": (lambda v: isinstance(v, dict), "an object"),
     "date": (lambda v: isinstance(v, str), "a string"),
@@ -124,11 +176,13 @@ def _show(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def validate_card(d: dict[str, Any], path: Path) -> None:
+def validate_card(d: dict[str, Any], path: Path, check_config: bool = True) -> None:
     """Raise ``UserError`` naming ``path`` and the field unless ``d`` is a well-formed card:
     known fields of the right types, a registered architecture whose config fields have
     the types and ranges of its config dataclass, and label/AU lists that fit the config.
-    Runs before any module is built, so no card value can allocate or crash first."""
+    Runs before any module is built, so no card value can allocate or crash first.
+    ``check_config=False`` leaves out what only the model code (torch) knows: the
+    architecture, its config and the label/AU counts it implies."""
     missing = [k for k in ("architecture", "config", "labels") if k not in d]
     if missing:
         raise UserError(f"{path}: model card lacks {', '.join(missing)}")
@@ -139,10 +193,17 @@ def validate_card(d: dict[str, Any], path: Path) -> None:
         ok, want = _TOP_LEVEL[name]
         if not ok(value):
             raise UserError(f"{path}: '{name}' must be {want}, got {_show(value)}")
+    _check_inputs(d.get("inputs", {}), path)
+    if check_config:
+        _check_architecture(d, path)
+
+
+def _check_architecture(d: dict[str, Any], path: Path) -> None:
+    from .models.registry import list_models, make_config
+
     arch = d["architecture"]
     if arch not in list_models():
         raise UserError(f"{path}: 'architecture': unknown model {arch!r}; known: {', '.join(list_models())}")
-    _check_inputs(d.get("inputs", {}), path)
     config_cls = type(make_config(arch))
     _check_config(d["config"], config_cls, path)
     try:
@@ -316,6 +377,10 @@ _SIZE_RULES = {"medn": _medn_size, "ststnet": _ststnet_size, "fdp": _fdp_size, "
 
 def save_model(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path:
     """Write ``model.safetensors`` and ``model.json`` into ``out_dir`` (created)."""
+    from safetensors.torch import save_file
+
+    from .models.registry import config_to_dict
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     card.architecture = model.arch_name
@@ -326,7 +391,32 @@ def save_model(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path:
     return out
 
 
-def read_card(weights_dir: str | Path) -> ModelCard:
+def weights_hash(weights_dir: str | Path) -> str:
+    """sha256 over the weights file and the card: any retraining or config edit changes it."""
+    h = hashlib.sha256()
+    for name in (WEIGHTS_FILE, CARD_FILE):
+        p = Path(weights_dir) / name
+        if not p.is_file():
+            raise UserError(f"{p}: not found (a weights folder holds {WEIGHTS_FILE} and {CARD_FILE})")
+        h.update(name.encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def read_spec(weights_dir: str | Path) -> ModelSpec:
+    """The ``ModelSpec`` of a weights folder, from its card alone (``ModelCard.spec``).
+
+    Where torch is not installed (a machine that runs engines exported elsewhere) the
+    architecture's config cannot be checked, as only the model code knows it; the other
+    fields are, and every cached engine is keyed by the card's bytes (``weights_hash``), so
+    one found for this card was exported from it after the full check."""
+    card = read_card(weights_dir, check_config=importlib.util.find_spec("torch") is not None)
+    return card.spec(weights_dir)
+
+
+def read_card(weights_dir: str | Path, check_config: bool = True) -> ModelCard:
     path = Path(weights_dir) / CARD_FILE
     if not path.is_file():
         raise UserError(f"{path}: model card not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE})")
@@ -338,11 +428,16 @@ def read_card(weights_dir: str | Path) -> ModelCard:
         raise UserError(f"{path}: cannot read the model card ({e.strerror or e})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object")
-    return ModelCard.from_dict(data, path)
+    return ModelCard.from_dict(data, path, check_config)
 
 
 def load_model(weights_dir: str | Path) -> tuple[nn.Module, ModelCard]:
     """Rebuild the model from the card and load its tensors; eval mode, CPU."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models.registry import create_model
+
     card = read_card(weights_dir)
     card_path, path = Path(weights_dir) / CARD_FILE, Path(weights_dir) / WEIGHTS_FILE
     try:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from realtime_me.paths import SHARED_DATA
 
 
 @pytest.fixture(scope="session")

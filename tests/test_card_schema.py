@@ -11,6 +11,7 @@ import pytest
 from realtime_me import weights as weights_mod
 from realtime_me.cli import main
 from realtime_me.errors import UserError
+from realtime_me.preprocess import PREPROCESS_VERSION
 from realtime_me.weights import load_model, read_card
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "medn"
@@ -94,7 +95,9 @@ def test_missing_required_fields_are_named(tmp_path):
 
 def test_a_huge_config_is_refused_without_building_anything(tmp_path, monkeypatch):
     """Each field in range, far too large together: counted from the config, never allocated."""
-    monkeypatch.setattr(weights_mod, "create_model", lambda *a, **k: pytest.fail("the module was built"))
+    from realtime_me.models import registry
+
+    monkeypatch.setattr(registry, "create_model", lambda *a, **k: pytest.fail("the module was built"))
     bad = _copy_with(tmp_path, lambda c: c["config"].update(dim=4096, depth=64, heads=64, feat_dim=4096))
     with pytest.raises(UserError, match=r"config' describes a medn of \d+ M parameters \(at most 50 M\)"):
         load_model(bad)
@@ -126,6 +129,33 @@ def test_run_with_a_bad_card_exits_2_with_one_line(tmp_path, capsys):
     bad = _copy_with(tmp_path, _set("config.dim", 10000000))
     line = _cli_error(capsys, ["--demo", "--as-fast-as-possible", "--quiet", "--weights", str(bad)])
     assert "'config.dim' must be in 1..4096" in line
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("preprocess_version", PREPROCESS_VERSION - 1, f"'preprocess_version' is {PREPROCESS_VERSION - 1}, but this "
+     f"code's preprocessing is version {PREPROCESS_VERSION}: the weights were trained on inputs it no longer makes"),
+    ("preprocess.flow_box", [0, 0, 224], f"'preprocess' differs from this code's version-{PREPROCESS_VERSION} "
+     "preprocessing: flow_box [0, 0, 224] (code: [6.0, 20.0, 216.0])"),
+])
+def test_a_card_for_other_preprocessing_is_refused_with_one_line(tmp_path, capsys, field, value, says):
+    bad = _copy_with(tmp_path, _set(field, value))
+    line = _cli_error(capsys, ["--demo", "--as-fast-as-possible", "--quiet", "--weights", str(bad),
+                               "--cache-dir", str(tmp_path / "engines")])
+    assert str(bad / "model.json") in line and says in line, line
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.parametrize("arch", ["medn", "ststnet", "fdp", "pointcloud"])
+def test_shipped_cards_give_the_spec_their_weights_build(arch):
+    """Each shipped card builds its ModelSpec (tensors, preprocessing) and the module from its
+    config takes and gives exactly those tensors."""
+    from realtime_me.classify import preprocessing
+    from realtime_me.engines import load_spec
+
+    spec, model = load_spec(SHIPPED.parent / arch)
+    card = read_card(SHIPPED.parent / arch)
+    assert spec.input_names == model.input_names and spec.output_names == model.output_names
+    assert (card.preprocess_version, card.preprocess) == preprocessing(spec.input_names)
 
 
 @pytest.mark.parametrize("arch", ["medn", "ststnet"])

@@ -272,6 +272,53 @@ def test_a_card_that_disagrees_with_its_weights_is_caught(tmp_path, backend):
         load_engine(w, backend, cache_dir=tmp_path / "c")
 
 
+def test_a_card_whose_tensors_disagree_with_its_config_is_caught(tmp_path):
+    """The spec comes from the card; the module built from the config must take what it says."""
+    torch.manual_seed(2)
+    w = _save(create_model("medn").eval(), tmp_path / "w")
+    card = json.loads((w / "model.json").read_text())
+    card["inputs"]["apex"]["shape"] = ["B", 1, 64, 64]   # the config's apex_size is 56
+    (w / "model.json").write_text(json.dumps(card))
+    with pytest.raises(UserError, match=r"'inputs' say .* but the medn its config builds takes"):
+        load_engine(w, "torch", cache_dir=tmp_path / "c")
+
+
+TORCH_FREE = """
+import sys
+sys.modules["torch"] = None  # every `import torch` now fails, as on a machine without it
+import numpy as np
+from realtime_me.classify import Classifier
+from realtime_me.engines import load_engine
+from realtime_me.errors import UserError
+weights, cache, empty = sys.argv[1:]
+try:
+    load_engine(weights, "onnxruntime", cache_dir=empty)
+except UserError as e:
+    print("no cache:", e)
+engine = load_engine(weights, "onnxruntime", cache_dir=cache)
+rng = np.random.default_rng(0)
+onset, apex = (rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(2))
+out = engine.run(Classifier(engine).inputs(onset, apex))
+print("classified:", out["logits"].shape, engine.name, engine.onnx_path)
+"""
+
+
+def test_a_cached_onnx_runs_where_torch_is_not_installed(built_weights, tmp_path):
+    """Exported here (with torch), then loaded and run in a process where torch cannot be
+    imported: the card gives the spec, the cache the graph, preprocessing is NumPy/OpenCV.
+    Without a cached export the same process is told, in one line, how to make one."""
+    import subprocess
+    import sys
+
+    art = load_engine(built_weights, "onnxruntime", cache_dir=tmp_path / "cache", warmup=False).onnx_path
+    r = subprocess.run([sys.executable, "-c", TORCH_FREE, str(built_weights), str(tmp_path / "cache"),
+                        str(tmp_path / "empty")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"classified: (1, 3) onnxruntime {art}" in r.stdout, r.stdout
+    assert "no cache: no usable ONNX export" in r.stdout and "needs torch, which is not installed" in r.stdout
+    assert "realtime-me export --weights" in r.stdout
+
+
 def test_explicit_tensorrt_without_a_gpu_is_a_clear_user_error(built_weights, cache_dir):
     why = tensorrt_engine.tensorrt_unavailable()
     if why is None:

@@ -86,13 +86,13 @@ def test_ring_hands_images_over_without_a_copy_when_asked():
 
 def test_pipeline_processes_the_sources_own_images(frames200):
     p = Pipeline(PipelineConfig(classify=False))
-    seen, original = [], p.tracker.process
+    seen, original = [], p.chain.tracker.process
 
     def spy(frame):
         seen.append(frame.image)
         return original(frame)
 
-    p.tracker.process = spy
+    p.chain.tracker.process = spy
 
     class Few(sources.Source):
         info = sources.SourceInfo("few", 200.0, 640, 480, live=False, n_frames=6)

@@ -103,7 +103,7 @@ def test_no_held_out_face_enters_its_folds_pretraining(monkeypatch, tmp_path):
     real = _fake_set(real_subjects)
     synth = _fake_set([s for s in real_subjects for _ in range(2)])
     monkeypatch.setattr(pretrain, "render_synthetic", lambda *a, **k: synth)
-    monkeypatch.setattr(pretrain, "_key", lambda *a: "test")
+    monkeypatch.setattr(pretrain, "synth_key", lambda *a: "test")
     monkeypatch.setattr(pretrain, "CACHE", tmp_path)
     trained_on = {}
 

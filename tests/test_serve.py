@@ -132,8 +132,8 @@ def test_two_sessions_never_mix_and_disconnect_stops_threads(app):
         assert _wait(lambda: a.stream.pipeline.stats.frames_processed == 12
                      and b.stream.pipeline.stats.frames_processed == 7)
         sa, sb = a.stream.pipeline.snapshot(), b.stream.pipeline.snapshot()
-        assert sa["frame"].image.shape == (120, 160, 3) and sb["frame"].image.shape == (72, 96, 3)
-        assert abs(int(sa["frame"].image[5, 5, 0]) - 30) < 10 and abs(int(sb["frame"].image[5, 5, 0]) - 200) < 10
+        assert sa.frame.image.shape == (120, 160, 3) and sb.frame.image.shape == (72, 96, 3)
+        assert abs(int(sa.frame.image[5, 5, 0]) - 30) < 10 and abs(int(sb.frame.image[5, 5, 0]) - 200) < 10
         assert a.stream.link.to_dict()["gaps"] == 0 and b.stream.link.to_dict()["gaps"] == 6
         assert a.stream.link.camera_fps == 30 and b.stream.link.camera_fps == 15
         assert a.stream.pipeline is not b.stream.pipeline
@@ -239,6 +239,36 @@ def test_settings_are_per_session_and_validated(app):
         h.apply_settings(a.token, "cuda-magic", "medn", True, 1.0)
     reg.close_hash("hash-set-a")
     reg.close_hash("hash-set-b")
+
+
+def test_settings_never_change_a_running_pipeline_and_apply_at_the_next_start(app):
+    reg, client, h = app.state.registry, app.state.client, app.state.handlers
+    s = reg.open("hash-restart")
+    h.apply_settings(s.token, "auto", "medn", False, 1.0)
+    with client.websocket_connect(f"/rtme/ws?token={s.token}") as ws:
+        _ready(ws)
+        first = s.stream.pipeline
+        assert first.spotter.sensitivity == 1.0
+        ws.close()   # the browser stops the camera (leaving the block cancels the handler instead)
+        assert _wait(lambda: not first.running)
+    with client.websocket_connect(f"/rtme/ws?token={s.token}") as ws:
+        _ready(ws)
+        assert s.stream.pipeline is first          # same settings: the pipeline is reused
+        assert "next time the camera starts" in h.apply_settings(s.token, "auto", "medn", False, 2.0)
+        assert first.spotter.sensitivity == 1.0   # the running stream keeps its own
+        ws.close()
+        assert _wait(lambda: not first.running)
+    with client.websocket_connect(f"/rtme/ws?token={s.token}") as ws:
+        _ready(ws)
+        # a new sensitivity starts the next stream on the same pipeline (no model reload)
+        assert s.stream.pipeline is first and first.spotter.sensitivity == 2.0
+        ws.close()
+        assert _wait(lambda: not first.running)
+    h.apply_settings(s.token, "onnxruntime", "medn", False, 2.0)
+    with client.websocket_connect(f"/rtme/ws?token={s.token}") as ws:
+        _ready(ws)
+        assert s.stream.pipeline is not first and s.stream.pipeline.spotter.sensitivity == 2.0   # a new backend rebuilds
+    reg.close_hash("hash-restart")
 
 
 # --------------------------------------------------------------------------- the command

@@ -14,7 +14,8 @@ from websockets.exceptions import InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from realtime_me.web.client import ServerProcess as Server  # noqa: E402
-from realtime_me.web.stream import HEADER, MAX_FRAME_PIXELS, decode_bounded, encode_frame, jpeg_size  # noqa: E402
+from realtime_me.web.stream import (HEADER, MAX_FRAME_PIXELS, MAX_SOCKET_FPS, decode_bounded, encode_frame,  # noqa: E402
+                                    jpeg_size, socket_fps)
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +186,9 @@ def test_jpeg_size_and_bounded_decode():
     assert small.shape == (240, 320, 3)
     ok, png = cv2.imencode(".png", img)
     assert decode_bounded(png.tobytes()) is None
+
+
+def test_socket_fps_outside_its_bounds_is_not_taken():
+    # the session's frame ring is sized from it: an absurd rate must not size it
+    asked = (None, "15", str(MAX_SOCKET_FPS), "abc", "nan", "inf", "0", "-5", "1e9")
+    assert [socket_fps(x) for x in asked] == [30.0, 15.0, MAX_SOCKET_FPS] + [30.0] * 6

@@ -5,49 +5,8 @@ import numpy as np
 import pytest
 
 from realtime_me.cli import main
-from realtime_me.spot_eval import SpotRun, Track, aggregate, iou, match, match_intervals, prf, score_clip
+from realtime_me.spot_eval import SpotRun, Track, aggregate, score_clip
 from realtime_me.types import Window
-
-
-def test_iou_of_inclusive_frame_intervals():
-    assert iou((0, 9), (0, 9)) == 1.0
-    assert iou((0, 9), (10, 19)) == 0.0                  # touching, not overlapping
-    assert iou((0, 9), (5, 14)) == pytest.approx(5 / 15)
-    assert iou((0, 9), (2, 11)) == pytest.approx(8 / 12)
-    assert iou((3, 3), (3, 3)) == 1.0                    # one frame each
-    assert iou((0, 9), (9, 9)) == pytest.approx(1 / 10)
-
-
-def test_match_counts_tp_fp_fn_by_the_half_iou_rule():
-    pred = [(0, 9), (20, 29), (50, 55)]
-    truth = [(2, 11), (22, 40), (100, 110)]
-    m = match(pred, truth)
-    # (0,9)-(2,11): 8/12 = 0.67 -> TP; (20,29)-(22,40): 8/21 = 0.38 -> not; the rest overlap nothing
-    assert (m.tp, m.fp, m.fn) == (1, 2, 2)
-    assert m.pairs == [(0, 0, pytest.approx(8 / 12))]
-    assert m.unmatched_pred == {1, 2}
-    r = prf(m.tp, m.fp, m.fn)
-    assert (r["precision"], r["recall"], r["f1"]) == (pytest.approx(1 / 3, abs=1e-4),) * 3
-    assert match_intervals(truth, pred) == [(0, 0)]          # (truth index, found index)
-    assert match_intervals([(100, 110), (0, 9)], [(2, 11)]) == [(1, 0)]
-
-
-def test_match_is_one_to_one():
-    # two predictions on one truth: only the better one counts, the other is a false positive
-    m = match([(0, 10), (1, 9)], [(0, 10)])
-    assert (m.tp, m.fp, m.fn) == (1, 1, 0) and m.pairs[0][0] == 0
-    # one prediction spanning two truths reaches 0.5 with neither
-    m = match([(0, 21)], [(0, 9), (12, 21)])
-    assert (m.tp, m.fp, m.fn) == (0, 1, 2)
-
-
-def test_prf_edge_cases():
-    assert prf(0, 0, 0) == {"tp": 0, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
-    assert prf(0, 0, 3)["recall"] == 0.0 and prf(0, 0, 3)["f1"] == 0.0
-    assert prf(0, 4, 0)["precision"] == 0.0
-    r = prf(9, 1, 2)
-    assert r["precision"] == 0.9 and r["recall"] == pytest.approx(9 / 11, abs=1e-4)
-    assert r["f1"] == pytest.approx(2 * 0.9 * (9 / 11) / (0.9 + 9 / 11), abs=1e-4)
 
 
 def _w(on, ap, off, kind="micro", fps=30.0, delay=0.4):

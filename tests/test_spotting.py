@@ -5,8 +5,9 @@ import pytest
 from realtime_me.spotting import CUE_NAMES, REGION_NAMES, Spotter
 from realtime_me.spotting import kernels, reference
 from realtime_me.spotting.regions import tables
-from realtime_me.spotting.tracks import Track, TrackBuilder, neutral_face
-from realtime_me.types import FaceLandmarks
+from realtime_me.chain import SpotStream
+from realtime_me.types import CropPoints
+from testkit.tracks import Track, TrackBuilder, neutral_face
 
 
 def spot(track: Track, backend: str = "numba", index0: int = 0, **kw):
@@ -14,7 +15,7 @@ def spot(track: Track, backend: str = "numba", index0: int = 0, **kw):
     sp.warmup()
     samples, windows = [], []
     for i, p in enumerate(track.points):
-        s, w = sp.update(FaceLandmarks(index0 + i, (index0 + i) / track.fps, p))
+        s, w = sp.update(CropPoints(index0 + i, (index0 + i) / track.fps, p))
         samples.append(s)
         windows += w
     windows += sp.face_lost(index0 + track.n, (index0 + track.n) / track.fps)
@@ -70,8 +71,8 @@ def test_numba_kernels_match_numpy_reference_frame_by_frame(fps, make):
     a.warmup()
     wa, wb = [], []
     for i, p in enumerate(track.points):
-        sa, x = a.update(FaceLandmarks(i, i / fps, p))
-        sb, y = b.update(FaceLandmarks(i, i / fps, p))
+        sa, x = a.update(CropPoints(i, i / fps, p))
+        sb, y = b.update(CropPoints(i, i / fps, p))
         wa += x
         wb += y
         assert (sa.index, sa.t) == (sb.index, sb.t)
@@ -84,8 +85,8 @@ def test_numba_kernels_match_numpy_reference_frame_by_frame(fps, make):
     for x, y in zip(wa, wb):
         assert (x.kind, x.onset_index, x.apex_index, x.offset_index) == (y.kind, y.onset_index, y.apex_index, y.offset_index)
         assert x.peak == pytest.approx(y.peak, abs=1e-6)
-        for k in x.regions:
-            assert x.regions[k] == pytest.approx(y.regions[k], abs=1e-6)
+        assert x.regions == pytest.approx(y.regions, abs=1e-6) and x.cues == pytest.approx(y.cues, abs=1e-6)
+        assert x.near_blink == y.near_blink
 
 
 def test_alignment_and_region_kernels_match_reference_on_random_input():
@@ -193,12 +194,12 @@ def test_injected_micro_expression_is_spotted_with_its_timing_and_cues(name, cue
     assert w.onset_t <= w.apex_t <= w.offset_t <= w.confirmed_t
     top_regions = sorted(REGION_NAMES, key=lambda r: -w.regions[r])[:2]
     assert set(top_regions) == regions
-    cues = {k: w.regions[k] for k in CUE_NAMES if k != "eye_aperture"}
+    cues = {k: w.cues[k] for k in CUE_NAMES if k != "eye_aperture"}
     assert max(cues, key=cues.get) == cue
-    assert w.regions[cue] == pytest.approx(0.03, rel=0.35)    # IOD units
+    assert w.cues[cue] == pytest.approx(0.03, rel=0.35)    # IOD units
     # the motion trace peaks at the apex and is on the frame it describes
     peak = max(samples, key=lambda s: s.value)
-    assert abs(peak.index - e["apex_frame"]) <= 2 and peak.value > 1.0 and peak.threshold == 1.0
+    assert abs(peak.index - e["apex_frame"]) <= 2 and peak.value > 1.0
 
 
 def test_long_movement_is_reported_as_macro_not_micro():
@@ -244,11 +245,11 @@ def test_face_loss_resets_and_the_next_movement_is_still_found():
     sp = Spotter(fps)
     windows = []
     for i, p in enumerate(a.points):
-        windows += sp.update(FaceLandmarks(i, i / fps, p))[1]
+        windows += sp.update(CropPoints(i, i / fps, p))[1]
     assert sp.face_lost(a.n, a.n / fps) == []
     off = a.n + 30                                   # one second without a face
     for i, p in enumerate(b.points):
-        windows += sp.update(FaceLandmarks(off + i, (off + i) / fps, p))[1]
+        windows += sp.update(CropPoints(off + i, (off + i) / fps, p))[1]
     assert len(windows) == 1
     assert abs(windows[0].apex_index - (off + b.events[0]["apex_frame"])) <= 1
 
@@ -261,7 +262,7 @@ def test_dropped_frames_are_interpolated():
     for i, p in enumerate(track.points):
         if i % 17 == 5:                              # a live source loses a frame now and then
             continue
-        windows += sp.update(FaceLandmarks(i, i / fps, p))[1]
+        windows += sp.update(CropPoints(i, i / fps, p))[1]
     assert sp.counts.interpolated > 10
     assert len(windows) == 1 and iou(windows[0], track.events[0]) >= 0.5
 
@@ -275,9 +276,9 @@ def test_warmup_leaves_the_stream_untouched_and_bad_input_is_refused():
     with pytest.raises(ValueError, match="sensitivity"):
         Spotter(30.0, sensitivity=-1)
     with pytest.raises(ValueError, match="landmarks"):
-        sp.update(FaceLandmarks(0, 0.0, np.zeros((10, 3), np.float32)))
+        sp.update(CropPoints(0, 0.0, np.zeros((10, 3), np.float32)))
     # NaN landmarks count as a lost face, not a crash
-    s, w = sp.update(FaceLandmarks(0, 0.0, np.full((478, 3), np.nan, np.float32)))
+    s, w = sp.update(CropPoints(0, 0.0, np.full((478, 3), np.nan, np.float32)))
     assert w == [] and s.value == 0.0
 
 
@@ -356,14 +357,13 @@ def test_an_me_that_stops_short_of_neutral_ends_where_it_stopped(fps):
 
 
 def _offline(track: Track, sp: Spotter):
-    """A clip fed as a file is: first frame held before it, last frame after it."""
-    windows = []
-    first = FaceLandmarks(0, 0.0, track.points[0])
-    sp.hold_start(first)
+    """A clip fed as a file is (the chain's ``SpotStream``): first frame held before it,
+    last frame after it."""
+    stream, windows = SpotStream(sp, holds=True), []
     for i, p in enumerate(track.points):
-        windows += sp.update(FaceLandmarks(i, i / track.fps, p))[1]
+        windows += stream.update(CropPoints(i, i / track.fps, p))[1]
     n = track.n - 1
-    return windows + sp.hold_end(FaceLandmarks(n, n / track.fps, track.points[-1]))
+    return windows + stream.finish(n, n / track.fps)
 
 
 @pytest.mark.parametrize("fps", [100.0, 200.0])

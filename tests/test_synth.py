@@ -10,8 +10,8 @@ import pytest
 from realtime_me import synth
 from realtime_me.cli import main
 from realtime_me.errors import UserError
-from realtime_me.synth import SynthClip, SynthConfig, write_clip
-from realtime_me.synth_measure import flow_at, gain_and_cosine
+from realtime_me.synth import SynthClip, SynthConfig, plan, write_clip
+from testkit.synth_measure import flow_at, gain_and_cosine
 
 QUIET = dict(head_motion=False, noise=False, flicker=False, blinks=False, macro=False)
 
@@ -28,8 +28,8 @@ def _micro(clip: SynthClip) -> list[dict]:
 
 def test_embedded_duration_quantiles_match_the_composite_labels(shared_data):
     rise, fall = synth.duration_quantiles(shared_data / "composite" / "labels.csv")
-    np.testing.assert_allclose(rise, synth.ONSET_APEX_S, atol=1e-4)
-    np.testing.assert_allclose(fall, synth.APEX_OFFSET_S, atol=1e-4)
+    np.testing.assert_allclose(rise, plan.ONSET_APEX_S, atol=1e-4)
+    np.testing.assert_allclose(fall, plan.APEX_OFFSET_S, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- determinism
@@ -79,12 +79,12 @@ def test_ground_truth_is_clean_and_realistic(kw):
         assert e["offset_s"] == pytest.approx(e["offset_frame"] / fps, abs=1e-4)
         dur = e["duration_s"]
         if e["kind"] == "micro":
-            assert synth.MICRO_MIN_S - 1e-9 <= dur <= synth.MICRO_MAX_S + 1e-9
+            assert plan.MICRO_MIN_S - 1e-9 <= dur <= plan.MICRO_MAX_S + 1e-9
             assert e["emotion"] in ("negative", "positive", "surprise")
-            assert synth.MICRO_AMPLITUDE_PX[0] <= e["amplitude_px"] <= synth.MICRO_AMPLITUDE_PX[1]
+            assert plan.MICRO_AMPLITUDE_PX[0] <= e["amplitude_px"] <= plan.MICRO_AMPLITUDE_PX[1]
         elif e["kind"] == "macro":
             assert 0.8 - 1 / fps <= dur <= 3.0 + 1 / fps
-            assert synth.MACRO_AMPLITUDE_PX[0] <= e["amplitude_px"] <= synth.MACRO_AMPLITUDE_PX[1]
+            assert plan.MACRO_AMPLITUDE_PX[0] <= e["amplitude_px"] <= plan.MACRO_AMPLITUDE_PX[1]
         else:
             assert e["kind"] == "blink" and e["aus"] == [45] and e["emotion"] is None
             assert 0.1 - 1 / fps <= dur <= 0.4 + 1 / fps
@@ -93,7 +93,7 @@ def test_ground_truth_is_clean_and_realistic(kw):
         assert a["offset_frame"] <= b["onset_frame"]
     expressions = [e for e in ordered if e["kind"] != "blink"]
     for a, b in zip(expressions, expressions[1:]):
-        assert b["onset_s"] - a["offset_s"] >= synth.GAP_S - 2 / fps
+        assert b["onset_s"] - a["offset_s"] >= plan.GAP_S - 2 / fps
     n_micro = len(_micro(clip))
     if kw.get("distractors_only"):
         assert n_micro == 0 and any(e["kind"] == "macro" for e in events)

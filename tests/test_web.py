@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from realtime_me.web.harness import CHROMIUM
+from testkit.harness import CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not CHROMIUM.exists():
@@ -18,8 +18,8 @@ pytest.importorskip("gradio")
 from realtime_me.pipeline import PipelineConfig  # noqa: E402
 from realtime_me.synth import SynthConfig, write_clip  # noqa: E402
 from realtime_me.web import ServeConfig  # noqa: E402
-from realtime_me.web.harness import (ServerThread, browser, false_alarms, make_camera_clip, match_truth,  # noqa: E402
-                                     read_table, run_live, wait_for_session)
+from testkit.harness import (ServerThread, browser, false_alarms, make_camera_clip, match_truth,  # noqa: E402
+                             read_table, run_live, wait_for_session)
 
 LIVE_SECONDS = 30.0
 

@@ -1,4 +1,7 @@
-"""TensorRT plan cache under ``engines/``.
+"""The engine cache (``engines/``): where it is, TensorRT plans, and files recorded with their key.
+
+``default_cache_dir`` is ``engines/`` of a source checkout, else
+``~/.cache/realtime-me/engines`` ($REALTIME_ME_ENGINES overrides both).
 
 A plan is only valid for the exact ONNX graph, TensorRT version, GPU (name and
 compute capability), precision, optimisation profile and platform it was built
@@ -39,6 +42,23 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+
+
+def default_cache_dir() -> Path:
+    """``engines/`` of a source checkout; ``~/.cache/realtime-me/engines`` for an installed package
+    (override with REALTIME_ME_ENGINES)."""
+    env = os.environ.get("REALTIME_ME_ENGINES")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file():
+        return root / "engines"
+    return Path.home() / ".cache" / "realtime-me" / "engines"
+
+
+def cache_dir_or_default(cache_dir: str | Path | None) -> Path:
+    """The engine cache a caller asked for, else ``default_cache_dir()``."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
 def l4t_release(path: Path = NV_TEGRA_RELEASE) -> str | None:
@@ -275,16 +295,22 @@ def write_recorded(path: Path, data: bytes, key: dict) -> str:
     return sha
 
 
-def read_recorded(path: Path, key: dict) -> tuple[bytes | None, str]:
-    """``(data, "")`` if ``path`` was written by ``write_recorded`` for this key and is intact,
-    else ``(None, why)``: a cache entry that is missing, edited, truncated or for other inputs."""
+def read_recorded(path: Path, key: dict, ignore: tuple[str, ...] = ()) -> tuple[bytes | None, str]:
+    """``(data, "")`` if ``path`` was written by ``write_recorded`` for this key (the fields in
+    ``ignore`` aside) and is intact, else ``(None, why)``: a cache entry that is missing, edited,
+    truncated or for other inputs."""
     try:
         record = json.loads(path.with_suffix(".json").read_text())
         data = path.read_bytes()
     except (OSError, ValueError) as e:
         return None, f"unreadable ({e})"
-    if record.get("key") != key:
+    recorded = record.get("key") if isinstance(record, dict) else None
+    if not isinstance(recorded, dict) or _less(recorded, ignore) != _less(key, ignore):
         return None, "its record is for other inputs"
     if hashlib.sha256(data).hexdigest() != record.get("sha256"):
         return None, f"corrupt (sha256 mismatch, {len(data)} bytes)"
     return data, ""
+
+
+def _less(key: dict, ignore: tuple[str, ...]) -> dict:
+    return {k: v for k, v in key.items() if k not in ignore}

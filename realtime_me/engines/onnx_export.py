@@ -2,7 +2,9 @@
 
 The export is cached under ``<cache>/onnx/`` keyed by the weights' hash, the
 exporter (torch version, opset) and the precision, so start-up does not re-trace
-the model. Only the batch axis is dynamic (1..MAX_BATCH for TensorRT); every other
+the model. A machine without torch cannot export, nor know the exporter: it runs
+any valid export of these weights found in the cache (``realtime-me export`` made
+elsewhere). Only the batch axis is dynamic (1..MAX_BATCH for TensorRT); every other
 dimension is fixed, which TensorRT and Triton both want.
 
 FP16 lives in the graph itself (TensorRT 11 removed the FP16 builder flag: a
@@ -18,6 +20,7 @@ it, the dynamo exporter is used (it needs ``onnxscript``).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -28,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import ModelSpec
 from .cache import is_file, read_candidates, read_recorded, store_recorded
+from .spec import ModelSpec, torch_model
 from .trt_lint import MAX_OPSET
 
 log = logging.getLogger(__name__)
@@ -39,13 +42,6 @@ log = logging.getLogger(__name__)
 OPSET = 17
 #: Bump when the export code changes in a way that changes the graph.
 EXPORT_VERSION = 1
-
-
-def _torch_module(spec_or_dir):
-    from ..weights import load_model
-
-    model, _ = load_model(spec_or_dir.weights_dir if isinstance(spec_or_dir, ModelSpec) else spec_or_dir)
-    return model
 
 
 def _half_io_wrapper(model):
@@ -128,10 +124,17 @@ class OnnxArtifact:
 
 
 def _export_key(spec: ModelSpec, precision: str, opset: int) -> dict:
+    """What an export depends on; ``torch`` (the exporter) is None where torch is not installed."""
+    return {"weights": spec.weights_hash, "arch": spec.arch, "precision": precision, "opset": opset,
+            "torch": _torch_version(), "export_version": EXPORT_VERSION}
+
+
+def _torch_version() -> str | None:
+    if importlib.util.find_spec("torch") is None:  # asks without importing it
+        return None
     import torch
 
-    return {"weights": spec.weights_hash, "arch": spec.arch, "precision": precision, "opset": opset,
-            "torch": torch.__version__, "export_version": EXPORT_VERSION}
+    return torch.__version__
 
 
 def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32", opset: int = OPSET,
@@ -145,26 +148,52 @@ def cached_onnx(spec: ModelSpec, cache_dir: str | Path, precision: str = "fp32",
     temporary folder for this run (``cache.store_recorded``).
     """
     key = _export_key(spec, precision, opset)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    rel = Path("onnx") / f"{spec.arch}-{digest}-{precision}.onnx"
-    for path in [] if refresh else read_candidates(cache_dir, rel):
-        if not is_file(path):
-            continue
-        data, why = read_recorded(path, key)
-        why = why or _graph_problem(data, spec)
-        if not why:
-            return OnnxArtifact(path, hashlib.sha256(data).hexdigest(), precision, opset)
-        log.warning("cached %s: %s; exporting again", path, why)
-    data = export_bytes(model if model is not None else _torch_module(spec), precision, opset)
+    found = None if refresh else _cached(spec, cache_dir, key)
+    if found is not None:
+        return found
+    if key["torch"] is None:
+        raise UserError(f"no usable ONNX export of {spec.weights_dir} ({precision}) in {Path(cache_dir) / 'onnx'}, "
+                        f"and exporting one needs torch, which is not installed: run `realtime-me export --weights "
+                        f"{spec.weights_dir}{' --fp16' if precision == 'fp16' else ''} --cache-dir {cache_dir}` "
+                        "where it is")
+    data = export_bytes(model if model is not None else torch_model(spec), precision, opset)
     import onnx
 
     try:
         check_onnx(onnx.load_from_string(data))
     except ValueError as e:
         raise UserError(f"the exported ONNX graph is not valid: {e}") from None
-    path, sha = store_recorded(cache_dir, rel, data, key)
+    path, sha = store_recorded(cache_dir, _rel(spec, key), data, key)
     log.info("exported %s (%d KB)", path, len(data) // 1024)
     return OnnxArtifact(path, sha, precision, opset)
+
+
+def _rel(spec: ModelSpec, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path("onnx") / f"{spec.arch}-{digest}-{key['precision']}.onnx"
+
+
+def _cached(spec: ModelSpec, cache_dir: str | Path, key: dict) -> OnnxArtifact | None:
+    """A valid cached export for ``key``. Without torch the exporter is unknown, so every export
+    of this architecture and precision is a candidate and one recorded for these weights, by any
+    torch, will do; the others are passed over in silence (none could be redone anyway)."""
+    any_exporter = key["torch"] is None
+    if any_exporter:
+        pattern = f"{spec.arch}-*-{key['precision']}.onnx"
+        paths = [p for d in read_candidates(cache_dir, "onnx") for p in sorted(d.glob(pattern))]
+    else:
+        paths = read_candidates(cache_dir, _rel(spec, key))
+    for path in paths:
+        if not is_file(path):
+            continue
+        data, why = read_recorded(path, key, ignore=("torch",) if any_exporter else ())
+        if any_exporter and why:
+            continue
+        why = why or _graph_problem(data, spec)
+        if not why:
+            return OnnxArtifact(path, hashlib.sha256(data).hexdigest(), key["precision"], key["opset"])
+        log.warning("cached %s: %s%s", path, why, "" if any_exporter else "; exporting again")
+    return None
 
 
 def _graph_problem(data: bytes, spec: ModelSpec) -> str:

@@ -6,7 +6,15 @@ session actually uses (``session.get_providers()``) and warns on a fallback.
 
 A cached ONNX that ONNX Runtime cannot load is exported again once and retried: a
 broken cache is repaired, not a reason to fail (or, under ``auto``, to fall back to
-the slower torch engine on every run).
+the slower torch engine on every run). Running a cached ONNX needs no torch: only an
+export does.
+
+Threads: ``intra_op_threads`` (else $REALTIME_ME_ORT_THREADS, else 1; 0 is ONNX
+Runtime's own default, one per core) sizes the pool that runs one operator; with 1 the
+graph runs on the calling thread and no pool exists. Operators run one after another
+(``ORT_SEQUENTIAL``), so there are no inter-op threads (``inter_op_num_threads`` 1).
+``run`` may be called from several threads at once: ONNX Runtime's ``Run`` is thread-safe
+and the engine keeps no per-call state.
 """
 from __future__ import annotations
 
@@ -17,14 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import Engine, ModelSpec, cache_dir_or_default
-from .cache import write_target
+from .base import Engine
+from .cache import cache_dir_or_default, write_target
+from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
-#: One intra-op thread: at batch 1 this small model gains nothing from a second thread
-#: (see benchmarks/results/engines.json), and the other thread is free for the face tracker.
+#: One intra-op thread. A second one takes batch 1 from 0.99 to 0.86 ms p50 but its p99 from
+#: 1.30 to 1.44 ms (benchmarks/results/engines.json, 2 cores), and in the live pipeline the
+#: other core is the face tracker's, which a spinning pool thread would take from it.
 DEFAULT_INTRA_OP_THREADS = 1
 
 
@@ -33,7 +43,7 @@ class OrtEngine(Engine):
 
     def __init__(self, spec: ModelSpec, precision: str = "fp32", cache_dir: str | Path | None = None,
                  providers: tuple[str, ...] | None = None, intra_op_threads: int | None = None,
-                 onnx_path: str | Path | None = None, model=None) -> None:
+                 onnx_path: str | Path | None = None) -> None:
         import onnxruntime as ort
 
         super().__init__(spec, precision)
@@ -54,7 +64,7 @@ class OrtEngine(Engine):
         if from_cache:
             from .onnx_export import cached_onnx
 
-            onnx_path = cached_onnx(spec, cache_dir, precision, model=model).path
+            onnx_path = cached_onnx(spec, cache_dir, precision).path
         self.onnx_path = Path(onnx_path)
 
         opts = ort.SessionOptions()
@@ -75,7 +85,7 @@ class OrtEngine(Engine):
             if not from_cache:
                 raise UserError(f"{self.onnx_path}: onnxruntime cannot load it ({_first_line(e)})") from None
             log.warning("onnxruntime cannot load the cached %s (%s); exporting it again", self.onnx_path, _first_line(e))
-            self.onnx_path = cached_onnx(spec, cache_dir, precision, model=model, refresh=True).path
+            self.onnx_path = cached_onnx(spec, cache_dir, precision, refresh=True).path
             try:
                 self.session = session()
             except Exception as e2:  # noqa: BLE001

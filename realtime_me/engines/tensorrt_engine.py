@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import MAX_BATCH, Engine, ModelSpec, cache_dir_or_default
-from .cache import PlanCache, PlanKey, atomic_write, is_file, l4t_release, platform_tag, write_target
+from .base import MAX_BATCH, Engine
+from .cache import (PlanCache, PlanKey, atomic_write, cache_dir_or_default, is_file, l4t_release, platform_tag,
+                    write_target)
+from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -181,18 +183,16 @@ def _load_timing_cache(config, path: Path | None):
 
 
 def load_or_build(spec: ModelSpec, cache_dir: str | Path, precision: str, env: TrtEnv, deserialize,
-                  onnx_path: Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB, profile=PROFILE,
-                  model=None):
+                  onnx_path: Path | None = None, workspace_mb: int = DEFAULT_WORKSPACE_MB, profile=PROFILE):
     """The deserialised engine for these weights on this machine, from the plan cache or
-    built now (``build_plan``). ``deserialize(bytes) -> engine | None`` is the runtime's;
-    ``model`` (the torch module already loaded) saves a reload if the ONNX must be exported."""
+    built now (``build_plan``). ``deserialize(bytes) -> engine | None`` is the runtime's."""
     import hashlib
 
     from .onnx_export import cached_onnx
     from .trt_lint import assert_trt_compatible
 
     if onnx_path is None:
-        art = cached_onnx(spec, cache_dir, precision, model=model)   # hashed once, there
+        art = cached_onnx(spec, cache_dir, precision)   # hashed once, there
         path, sha = art.path, art.sha256
     else:
         path, sha = Path(onnx_path), hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
@@ -216,8 +216,7 @@ class TensorRTEngine(Engine):
     name = "tensorrt"
 
     def __init__(self, spec: ModelSpec, precision: str = "fp32", cache_dir: str | Path | None = None,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, device: int = 0, onnx_path: str | Path | None = None,
-                 model=None) -> None:
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, device: int = 0, onnx_path: str | Path | None = None) -> None:
         super().__init__(spec, precision, max_batch=PROFILE[2])
         cache_dir = cache_dir_or_default(cache_dir)
         why = tensorrt_unavailable()
@@ -230,7 +229,7 @@ class TensorRTEngine(Engine):
         self._runtime = trt.Runtime(self._logger)
         env = trt_env(device)
         self.engine, self.key = load_or_build(spec, cache_dir, precision, env, self._runtime.deserialize_cuda_engine,
-                                              Path(onnx_path) if onnx_path else None, workspace_mb, model=model)
+                                              Path(onnx_path) if onnx_path else None, workspace_mb)
         if self.engine is None:
             raise UserError("TensorRT returned a null engine")
         self.context = self.engine.create_execution_context()

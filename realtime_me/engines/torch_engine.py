@@ -10,7 +10,8 @@ import logging
 import numpy as np
 
 from ..errors import UserError
-from . import MAX_BATCH, Engine, ModelSpec
+from .base import MAX_BATCH, Engine
+from .spec import ModelSpec, torch_model
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +20,14 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, spec: ModelSpec, precision: str = "fp32", device: str | None = None,
-                 compile: str | None = None, model=None, threads: int | None = None) -> None:
+                 compile: str | None = None, threads: int | None = None) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)  # process-wide: torch has no per-module setting
 
         super().__init__(spec, precision)
-        if model is None:
-            from ..weights import load_model
-
-            model, _ = load_model(spec.weights_dir)
+        model = torch_model(spec)
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if precision == "fp16" and not dev.startswith("cuda"):
             raise UserError("fp16 with the torch backend needs a CUDA device; use --precision fp32 on CPU")

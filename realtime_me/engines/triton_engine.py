@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import MAX_BATCH, Engine, ModelSpec
+from .base import MAX_BATCH, Engine
+from .spec import ModelSpec
 from .tensorrt_engine import DEFAULT_WORKSPACE_MB
 
 log = logging.getLogger(__name__)

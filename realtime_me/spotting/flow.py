@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ..preprocess import gray as to_gray
-from ..types import AlignedFace, FaceLandmarks
+from ..types import AlignedFace, CropPoints
 from .reference import aperture
 from .regions import eye_tables
 
@@ -73,7 +73,7 @@ def eye_aperture(pts: np.ndarray) -> float:
 
 
 class FlowPoints:
-    """Pipeline stage: AlignedFace -> FaceLandmarks in crop pixels, refined by flow."""
+    """Pipeline stage: AlignedFace -> CropPoints, the landmarks refined by flow."""
 
     def __init__(self, fps: float, config: FlowConfig | None = None) -> None:
         self.config = config or FlowConfig()
@@ -101,7 +101,7 @@ class FlowPoints:
             return True
         return aperture >= (1 - self.config.blink_drop) * float(np.percentile(self._apertures, 90))
 
-    def process(self, face: AlignedFace) -> FaceLandmarks:
+    def process(self, face: AlignedFace) -> CropPoints:
         gray = to_gray(face.crop)
         aperture = eye_aperture(face.points)
         self._apertures.append(aperture)
@@ -116,4 +116,4 @@ class FlowPoints:
                 self._ref, self._ref_pts, self._since = gray, pts, 0
         out = np.zeros((len(pts), 3), np.float32)
         out[:, :2] = pts
-        return FaceLandmarks(face.index, face.t, out)
+        return CropPoints(face.index, face.t, out)

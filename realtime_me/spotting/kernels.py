@@ -16,8 +16,9 @@ One call of ``step`` per frame:
 5. the peak state machine: trigger, candidate, decision (``finalize``), following a
    longer movement (``track``), waiting for it to settle (``settle``).
 
-Everything lives in preallocated arrays; a frame allocates nothing except the rare
-noise-quantile refresh and candidate decisions.
+The kernels take the stream's records (``layout.Tables``, ``Config``, ``State``): all
+preallocated, so a frame allocates nothing except the rare noise-quantile refresh and
+candidate decisions.
 """
 from __future__ import annotations
 
@@ -26,14 +27,16 @@ from numba import njit
 
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
-    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_SETTLED, CF_WARM_GATE, CF_RELEASE, CF_SENS, CF_SETTLE, CI_GAP, CI_H, CI_K, CI_MAX_ACTIVE,
-    CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL, CI_W, IDLE, NS_GAIN,
-    NS_MED, NS_Q,
-    O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET,
-    O_ONSET_T, O_PEAK, O_REG, SETTLE, SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I,
-    SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED, SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0,
-    SI_SKIP, SI_START, SI_STATE, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK,
+    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
+    CI_K, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
+    CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
+    O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
+    SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
+    SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0, SI_SKIP, SI_START, SI_STATE, SIG_AP,
+    SIG_CLOSED, SIG_E, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
 )
+
+_unpack = njit(cache=True)(unpack)
 
 
 # ------------------------------------------------------------------ geometry
@@ -149,6 +152,14 @@ def box_mean(src, dst, lo, hi):
         dst[p, 1] *= inv
 
 
+@njit(cache=True)
+def ema(dst, src, a):
+    """dst += a (src - dst), point by point: the slowly drifting references."""
+    for i in range(dst.shape[0]):
+        dst[i, 0] += a * (src[i, 0] - dst[i, 0])
+        dst[i, 1] += a * (src[i, 1] - dst[i, 1])
+
+
 # ------------------------------------------------------------------ noise
 @njit(cache=True)
 def excess(stats, r, cfg_f):
@@ -187,7 +198,7 @@ def noise_sample(b, nbuf, stats, n, cfg_i, cfg_f):
 # ------------------------------------------------------------------ decisions
 @njit(cache=True)
 def movement_score(shape, base, region_pts, region_ptr, stats, wts, cfg_f):
-    """Displacement from the baseline in thresholds, weighted over the dominant regions."""
+    """Displacement from ``base`` in thresholds, weighted over the dominant regions."""
     s, wsum = 0.0, 0.0
     for r in range(wts.shape[0]):
         if wts[r] > 0.0:
@@ -208,70 +219,71 @@ def strongest_region(shape, base, region_pts, region_ptr, stats, cfg_f):
 
 
 @njit(cache=True)
-def emit(off, index, t, settle_after, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-         st_i, st_f, out):
-    """Fill ``out`` with the movement that ends at local frame ``off`` (onset and apex are
-    in ``st_f``). After a macro the detector waits for the face to settle (SETTLE)."""
-    L = meta.shape[0]
+def emit(off, index, t, settle_after, tb, cfg, st):
+    """Fill ``st.out`` with the movement that ends at local frame ``off`` (onset and apex
+    are in ``st_f``). After a macro the detector waits for the face to settle (SETTLE)."""
+    L = st.meta.shape[0]
+    st_i, st_f, out = st.st_i, st.st_f, st.out
     st_i[SI_ARMED] = 0
     st_i[SI_QUIET] = off
     st_i[SI_STATE] = SETTLE if settle_after else IDLE
     st_i[SI_SETTLE0] = off
-    onset_t, offset_t = st_f[SF_ONSET_T], meta[off % L, 1]
+    onset_t, offset_t = st_f[SF_ONSET_T], st.meta[off % L, 1]
     dur = offset_t - onset_t
-    if dur < cfg_f[CF_MIN_MICRO_S]:
+    if dur < cfg.f[CF_MIN_MICRO_S]:
         return ST_REJ_SHORT
     out[O_ONSET] = st_f[SF_ONSET_I]
     out[O_APEX] = st_f[SF_APEX_I]
-    out[O_OFFSET] = meta[off % L, 0]
+    out[O_OFFSET] = st.meta[off % L, 0]
     out[O_ONSET_T] = onset_t
     out[O_APEX_T] = st_f[SF_APEX_T]
     out[O_OFFSET_T] = offset_t
-    out[O_KIND] = 0.0 if dur <= cfg_f[CF_MAX_MICRO_S] else 1.0
+    out[O_KIND] = 0.0 if dur <= cfg.f[CF_MAX_MICRO_S] else 1.0
     out[O_PEAK] = st_f[SF_EPEAK]
     out[O_BLINK] = float(st_i[SI_BLINK])
     out[O_CONF_I] = index
     out[O_CONF_T] = t
     out[O_AP_BASE] = st_f[SF_AP_REF]
-    out[O_AP_APEX] = aperture(apex_shape, lids, corners)
+    out[O_AP_APEX] = aperture(st.apex_shape, tb.lids, tb.corners)
+    apex_shape, base, region_pts, region_ptr = st.apex_shape, st.base, tb.region_pts, tb.region_ptr
     for r in range(region_ptr.shape[0] - 1):
         out[O_REG + r] = region_rms(apex_shape, base, region_pts, region_ptr[r], region_ptr[r + 1])
     return ST_WINDOW
 
 
 @njit(cache=True)
-def set_apex(j, smo, meta, apex_shape, st_i, st_f, e):
-    L = smo.shape[0]
-    st_i[SI_APEX] = j
-    st_f[SF_EPEAK] = e
-    st_f[SF_APEX_I] = meta[j % L, 0]
-    st_f[SF_APEX_T] = meta[j % L, 1]
-    apex_shape[:, :] = smo[j % L]
+def set_apex(st, j, e):
+    L = st.smo.shape[0]
+    st.st_i[SI_APEX] = j
+    st.st_f[SF_EPEAK] = e
+    st.st_f[SF_APEX_I] = st.meta[j % L, 0]
+    st.st_f[SF_APEX_T] = st.meta[j % L, 1]
+    st.apex_shape[:, :] = st.smo[j % L]
 
 
 @njit(cache=True)
-def set_onset(j, meta, st_i, st_f):
-    L = meta.shape[0]
-    st_i[SI_ONSET] = j
-    st_f[SF_ONSET_I] = meta[j % L, 0]
-    st_f[SF_ONSET_T] = meta[j % L, 1]
+def set_onset(st, j):
+    L = st.meta.shape[0]
+    st.st_i[SI_ONSET] = j
+    st.st_f[SF_ONSET_I] = st.meta[j % L, 0]
+    st.st_f[SF_ONSET_T] = st.meta[j % L, 1]
 
 
 @njit(cache=True)
-def clean_before(q, sig, cfg_i, js):
+def clean_before(cfg, st, q, js):
     """The latest local frame <= q whose w-frame mean is at least CI_NEAR_NOISE frames
     (the smoothing's reach) from shut eyes; -1 if the ring no longer holds such a frame.
     Not CI_NEAR: at 200 fps that pushed the shape before a movement that follows a blink
     out of the ring, and a slow macro measured from halfway up seemed to end as an ME."""
+    sig = st.sig
     L = sig.shape[0]
-    col = sig.shape[1] - 3                          # "closed" (see layout.sig_cols)
-    w, near = cfg_i[CI_W], cfg_i[CI_NEAR_NOISE]
-    first = max(js + cfg_i[CI_H] - L + 1, cfg_i[CI_H])
+    w, near = cfg.i[CI_W], cfg.i[CI_NEAR_NOISE]
+    first = max(js + cfg.i[CI_H] - L + 1, cfg.i[CI_H])
     b = q
     while True:
         hit = -1
         for x in range(b - w + 1 - near, b + near + 1):
-            if x >= first and x <= js and sig[x % L, col] > 0.0:
+            if x >= first and x <= js and sig[x % L, SIG_CLOSED] > 0.0:
                 hit = x
                 break
         if hit < 0:
@@ -282,202 +294,244 @@ def clean_before(q, sig, cfg_i, js):
 
 
 @njit(cache=True)
-def finalize(c_end, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta, sig,
-             stats, base, apex_shape, wts, st_i, st_f, out, final=False):
+def candidate_apex(st, start, c_end):
+    """Highest region value (thresholds) over the candidate's centres start..c_end and
+    its centre, blink-affected centres left out; notes whether it touched any."""
+    sig = st.sig
+    L, R = sig.shape[0], st.stats.shape[0]
+    blink = False
+    for q in range(start, c_end + 1):
+        blink = blink or sig[q % L, SIG_NEAR] > 0.0
+    st.st_i[SI_BLINK] = 1 if blink else 0
+    peak, apex = -1e300, start
+    for q in range(start, c_end + 1):
+        if sig[q % L, SIG_NEAR] > 0.0:
+            continue
+        for r in range(R):
+            if sig[q % L, R + r] > peak:
+                peak, apex = sig[q % L, R + r], q
+    st.st_f[SF_PEAKV] = peak
+    return peak, apex
+
+
+@njit(cache=True)
+def dominant_profile(cfg, st, lo, c_end, apex, peak):
+    """Weight the regions within CF_DOM of the peak at the apex; their mean value over
+    lo..c_end (thresholds; blink-affected centres end it) goes to the SIG_E column.
+    Returns the profile's extent above CF_LEVEL of its apex (drift-proof: two-sided)."""
+    sig, wts = st.sig, st.wts
+    L, R = sig.shape[0], wts.shape[0]
+    dom, wsum = cfg.f[CF_DOM] * peak, 0.0
+    for r in range(R):
+        wts[r] = 1.0 if sig[apex % L, R + r] >= dom else 0.0
+        wsum += wts[r]
+    for q in range(lo, c_end + 1):
+        p = -1e300
+        if sig[q % L, SIG_NEAR] == 0.0:
+            p = 0.0
+            for r in range(R):
+                if wts[r] > 0.0:
+                    p += wts[r] * sig[q % L, R + r]
+            p /= wsum
+        sig[q % L, SIG_E] = p
+    level = cfg.f[CF_LEVEL] * sig[apex % L, SIG_E]
+    on = apex
+    while on > lo and sig[on % L, SIG_E] > level:
+        on -= 1
+    off = apex
+    while off < c_end and sig[off % L, SIG_E] > level:
+        off += 1
+    return on, off
+
+
+@njit(cache=True)
+def score_from_base(tb, cfg, st, b_end, js, on, off, apex):
+    """The movement score against ``base`` over b_end..js into the SIG_E column; returns
+    its peak within on..off and where it is (``apex`` if none is above -1e300)."""
+    smo, sig, base, region_pts, region_ptr, stats, wts, cfg_f = (
+        st.smo, st.sig, st.base, tb.region_pts, tb.region_ptr, st.stats, st.wts, cfg.f)
+    L = smo.shape[0]
+    e_pk, e_ap = -1e300, apex
+    for q in range(b_end, js + 1):
+        e = movement_score(smo[q % L], base, region_pts, region_ptr, stats, wts, cfg_f)
+        sig[q % L, SIG_E] = e
+        if on <= q <= off and e > e_pk:
+            e_pk, e_ap = e, q
+    return e_pk, e_ap
+
+
+@njit(cache=True)
+def back_within_micro(cfg, st, q, js, lvl):
+    """The first local frame from q on where the score is back at or below ``lvl`` within a
+    micro-expression's time of the onset; -1 if it is not."""
+    L = st.meta.shape[0]
+    sig, meta, t_on, t_max = st.sig, st.meta, st.st_f[SF_ONSET_T], cfg.f[CF_MAX_MICRO_S]
+    while q < js and sig[q % L, SIG_E] > lvl and meta[q % L, 1] - t_on <= t_max:
+        q += 1
+    return q if sig[q % L, SIG_E] <= lvl and meta[q % L, 1] - t_on <= t_max else -1
+
+
+@njit(cache=True)
+def grows_after(tb, cfg, st, q, js, e_pk):
+    """Some region moves more than twice this peak after the offset q: the leading edge
+    of a larger movement (its after-side mean rose first), not one of its own."""
+    smo, base, region_pts, region_ptr, stats, cfg_f = st.smo, st.base, tb.region_pts, tb.region_ptr, st.stats, cfg.f
+    L = smo.shape[0]
+    for x in range(q + 1, js + 1):
+        if strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e_pk, 1.0):
+            return True
+    return False
+
+
+@njit(cache=True)
+def finalize(c_end, js, index, t, tb, cfg, st, final=False):
     """A candidate ended at centre ``c_end``. Apex and onset from the dominant regions'
     two-sided profile (drift-proof), blink-affected centres left out; offset where the
     displacement from the shape before the movement falls back below ``level`` of its
     apex. Not back within a micro-expression's time: a longer movement, followed until
-    it returns (TRACK). A candidate whose displacement grows well past its own peak soon
-    after it is the leading edge of a larger movement: it stays ACTIVE (unless ``final``:
-    the stream ends here)."""
-    L = smo.shape[0]
-    R = region_ptr.shape[0] - 1
-    k, w, h = cfg_i[CI_K], cfg_i[CI_W], cfg_i[CI_H]
-    cu, cnear, ce = R, 2 * R + 3, 2 * R + 4
+    it returns (``follow``). A candidate whose displacement grows well past its own peak
+    soon after it is the leading edge of a larger movement: it stays ACTIVE (unless
+    ``final``: the stream ends here)."""
+    L = st.smo.shape[0]
+    k, w, h = cfg.i[CI_K], cfg.i[CI_W], cfg.i[CI_H]
+    st_i = st.st_i
     start = st_i[SI_START]
     lo = max(max(start - k, js + h - L + 1), max(k + w - 1, h))
-    blink = False
-    for q in range(start, c_end + 1):
-        blink = blink or sig[q % L, cnear] > 0.0
-    st_i[SI_BLINK] = 1 if blink else 0
-    # apex: highest region value outside blink-affected centres
-    peak, apex = -1e300, start
-    for q in range(start, c_end + 1):
-        if sig[q % L, cnear] > 0.0:
-            continue
-        for r in range(R):
-            if sig[q % L, cu + r] > peak:
-                peak, apex = sig[q % L, cu + r], q
-    st_f[SF_PEAKV] = peak
+    peak, apex = candidate_apex(st, start, c_end)
     if peak < 1.0:
         st_i[SI_STATE] = IDLE
         st_i[SI_ARMED] = 0
         st_i[SI_QUIET] = c_end
         return ST_REJ_BLINK
-    wsum = 0.0
-    for r in range(R):
-        wts[r] = 1.0 if sig[apex % L, cu + r] >= cfg_f[CF_DOM] * peak else 0.0
-        wsum += wts[r]
-    # profile of the dominant regions (in thresholds); blink-affected centres end it
-    for q in range(lo, c_end + 1):
-        p = -1e300
-        if sig[q % L, cnear] == 0.0:
-            p = 0.0
-            for r in range(R):
-                if wts[r] > 0.0:
-                    p += wts[r] * sig[q % L, cu + r]
-            p /= wsum
-        sig[q % L, ce] = p
-    pk = sig[apex % L, ce]
-    level = cfg_f[CF_LEVEL] * pk
-    on = apex
-    while on > lo and sig[on % L, ce] > level:
-        on -= 1
-    off = apex
-    while off < c_end and sig[off % L, ce] > level:
-        off += 1
+    on, off = dominant_profile(cfg, st, lo, c_end, apex, peak)
     # How long did it last? Its displacement from the shape before it: the w frames
     # ending k before the first trigger (before a slow rise began), moved back before
     # any blink near them (a blink moves the brows' points too), else the w frames
     # ending at the profile's onset.
-    b_end = clean_before(max(start - k, lo), sig, cfg_i, js)
+    b_end = clean_before(cfg, st, max(start - k, lo), js)
     b_end = on if b_end < 0 else min(b_end, on)
-    base[:, :] = avg[b_end % L]
-    set_apex(apex, smo, meta, apex_shape, st_i, st_f, pk)
-    e_pk, e_ap = -1e300, apex
-    for q in range(b_end, js + 1):
-        e = movement_score(smo[q % L], base, region_pts, region_ptr, stats, wts, cfg_f)
-        sig[q % L, ce] = e
-        if on <= q <= off and e > e_pk:
-            e_pk, e_ap = e, q
-    lvl = cfg_f[CF_LEVEL] * e_pk
+    st.base[:, :] = st.avg[b_end % L]
+    set_apex(st, apex, st.sig[apex % L, SIG_E])
+    e_pk, e_ap = score_from_base(tb, cfg, st, b_end, js, on, off, apex)
+    lvl, sig = cfg.f[CF_LEVEL] * e_pk, st.sig
     q = e_ap                                        # onset: where it last rose above lvl
-    while q > b_end and sig[q % L, ce] > lvl:
+    while q > b_end and sig[q % L, SIG_E] > lvl:
         q -= 1
-    set_onset(q, meta, st_i, st_f)
-    t_on = meta[q % L, 1]
-    q = max(e_ap, apex)
-    while q < js and sig[q % L, ce] > lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
-        q += 1
-    if sig[q % L, ce] <= lvl and meta[q % L, 1] - t_on <= cfg_f[CF_MAX_MICRO_S]:
-        if not final and c_end - start < cfg_i[CI_MAX_ACTIVE]:
-            for x in range(q + 1, js + 1):
-                if strongest_region(smo[x % L], base, region_pts, region_ptr, stats, cfg_f) > 2.0 * max(e_pk, 1.0):
-                    # Some region moves more than twice this peak after the offset: the leading
-                    # edge of a larger movement (its after-side mean rose first), not one of its own.
-                    st_i[SI_STATE] = ACTIVE
-                    st_i[SI_BELOW] = 0
-                    return ST_NONE
-        return emit(q, index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)               # back within a micro-expression's time
-    if e_pk < cfg_f[CF_MACRO_MIN]:
-        # too faint to follow through the tracker's drift: the two-sided profile's extent
-        set_onset(on, meta, st_i, st_f)
-        return emit(off, index, t, False, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)
-    # a longer movement: follow its displacement until it returns (TRACK)
-    best, ap = -1e300, st_i[SI_ONSET]
-    for q in range(st_i[SI_ONSET], js + 1):
-        if sig[q % L, ce] > best:
-            best, ap = sig[q % L, ce], q
-    set_apex(ap, smo, meta, apex_shape, st_i, st_f, best)
-    level = cfg_f[CF_LEVEL] * best
-    st_f[SF_LEVEL] = level
-    q = ap
-    while q < js and sig[q % L, ce] > level:
-        q += 1
-    if sig[q % L, ce] <= level:
-        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)
-    q = settled_at(sig, ce, meta, ap + 1, js, cfg_i[CI_STILL], best, cfg_f[CF_SETTLED],
-                   st_f[SF_ONSET_T] + cfg_f[CF_MAX_MICRO_S])
+    set_onset(st, q)
+    q = back_within_micro(cfg, st, max(e_ap, apex), js, lvl)
     if q >= 0:
-        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)
-    st_i[SI_STATE] = TRACK
+        if not final and c_end - start < cfg.i[CI_MAX_ACTIVE] and grows_after(tb, cfg, st, q, js, e_pk):
+            st_i[SI_STATE] = ACTIVE
+            st_i[SI_BELOW] = 0
+            return ST_NONE
+        return emit(q, index, t, False, tb, cfg, st)
+    if e_pk < cfg.f[CF_MACRO_MIN]:
+        # too faint to follow through the tracker's drift: the two-sided profile's extent
+        set_onset(st, on)
+        return emit(off, index, t, False, tb, cfg, st)
+    return follow(js, index, t, tb, cfg, st)
+
+
+@njit(cache=True)
+def follow(js, index, t, tb, cfg, st):
+    """A longer movement: its apex is the score's peak since the onset. Reported if it is
+    already back below ``level`` of it or has settled, else followed from here (TRACK)."""
+    sig = st.sig
+    L = sig.shape[0]
+    best, ap = -1e300, st.st_i[SI_ONSET]
+    for q in range(st.st_i[SI_ONSET], js + 1):
+        if sig[q % L, SIG_E] > best:
+            best, ap = sig[q % L, SIG_E], q
+    set_apex(st, ap, best)
+    level = cfg.f[CF_LEVEL] * best
+    st.st_f[SF_LEVEL] = level
+    q = ap
+    while q < js and sig[q % L, SIG_E] > level:
+        q += 1
+    if sig[q % L, SIG_E] <= level:
+        return emit(q, index, t, True, tb, cfg, st)
+    q = settled_at(cfg, st, ap + 1, js, best)
+    if q >= 0:
+        return emit(q, index, t, True, tb, cfg, st)
+    st.st_i[SI_STATE] = TRACK
     return ST_NONE
 
 
 @njit(cache=True)
-def still(sig, col, lo, hi):
-    """The column varied by less than one threshold over local frames lo..hi."""
+def still(sig, lo, hi):
+    """The score varied by less than one threshold over local frames lo..hi."""
     L = sig.shape[0]
     a, b = 1e300, -1e300
     for q in range(lo, hi + 1):
-        a = min(a, sig[q % L, col])
-        b = max(b, sig[q % L, col])
+        a = min(a, sig[q % L, SIG_E])
+        b = max(b, sig[q % L, SIG_E])
     return b - a < 1.0
 
 
 @njit(cache=True)
-def settled_at(sig, col, meta, lo, hi, n_still, peak, frac, t_max):
-    """The first local frame q in lo..hi - n_still from which the column stays still for
-    n_still frames below ``frac`` of ``peak``, no later than ``t_max``; -1 if none. A real
-    ME often leaves some displacement: it came partway back, then the face stopped moving,
-    and coders put its offset there."""
-    L = sig.shape[0]
+def settled_at(cfg, st, lo, hi, peak):
+    """The first local frame q in lo..hi - CI_STILL from which the score stays still for
+    CI_STILL frames below CF_SETTLED of ``peak``, within a micro-expression's time of the
+    onset; -1 if none. A real ME often leaves some displacement: it came partway back,
+    then the face stopped moving, and coders put its offset there."""
+    sig, meta = st.sig, st.meta
+    L, n_still, frac = sig.shape[0], cfg.i[CI_STILL], cfg.f[CF_SETTLED]
+    t_max = st.st_f[SF_ONSET_T] + cfg.f[CF_MAX_MICRO_S]
     for q in range(lo, hi - n_still + 1):
         if meta[q % L, 1] > t_max:
             return -1
-        if sig[q % L, col] < frac * peak and still(sig, col, q, q + n_still):
+        if sig[q % L, SIG_E] < frac * peak and still(sig, q, q + n_still):
             return q
     return -1
 
 
 @njit(cache=True)
-def track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats, base,
-          neutral, apex_shape, wts, st_i, st_f, out):
+def track(js, index, t, tb, cfg, st):
     """Follow a longer movement until it returns below ``level`` of its apex, or is still
     and either most of the way back (a blink or flow drift in the shape before it can keep
     it from returning all the way) or nearer the neutral face than that shape (a movement
     first caught on its way back never returns to it), or MAX_TRACK."""
-    L = smo.shape[0]
-    R = region_ptr.shape[0] - 1
-    e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
-    sig[js % L, 2 * R + 4] = e
+    st_i, st_f, shape = st.st_i, st.st_f, st.smo[js % st.smo.shape[0]]
+    e = movement_score(shape, st.base, tb.region_pts, tb.region_ptr, st.stats, st.wts, cfg.f)
+    st.sig[js % st.sig.shape[0], SIG_E] = e
     if e > st_f[SF_EPEAK]:
-        set_apex(js, smo, meta, apex_shape, st_i, st_f, e)
-        st_f[SF_LEVEL] = cfg_f[CF_LEVEL] * e
-    n, n_still = js - st_i[SI_ONSET], cfg_i[CI_STILL]
-    q = settled_at(sig, 2 * R + 4, meta, max(st_i[SI_APEX] + 1, js - n_still), js, n_still, st_f[SF_EPEAK],
-                   cfg_f[CF_SETTLED], st_f[SF_ONSET_T] + cfg_f[CF_MAX_MICRO_S])
+        set_apex(st, js, e)
+        st_f[SF_LEVEL] = cfg.f[CF_LEVEL] * e
+    n, n_still = js - st_i[SI_ONSET], cfg.i[CI_STILL]
+    q = settled_at(cfg, st, max(st_i[SI_APEX] + 1, js - n_still), js, st_f[SF_EPEAK])
     if q >= 0:
-        return emit(q, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)
-    back = n >= n_still and still(sig, 2 * R + 4, js - n_still, js) and (
+        return emit(q, index, t, True, tb, cfg, st)
+    back = n >= n_still and still(st.sig, js - n_still, js) and (
         e < 0.5 * st_f[SF_EPEAK]
-        or movement_score(smo[js % L], neutral, region_pts, region_ptr, stats, wts, cfg_f) < 0.5 * e)
-    if e <= st_f[SF_LEVEL] or n >= cfg_i[CI_MAX_TRACK] or back:
-        return emit(js, index, t, True, cfg_f, region_pts, region_ptr, lids, corners, meta, base, apex_shape,
-                    st_i, st_f, out)
+        or movement_score(shape, st.neutral, tb.region_pts, tb.region_ptr, st.stats, st.wts, cfg.f) < 0.5 * e)
+    if e <= st_f[SF_LEVEL] or n >= cfg.i[CI_MAX_TRACK] or back:
+        return emit(js, index, t, True, tb, cfg, st)
     return ST_NONE
 
 
 @njit(cache=True)
-def settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i):
+def settle(js, tb, cfg, st):
     """After a macro: re-arm once it is back under ``settle`` thresholds or still (or
     after CI_MAX_SETTLE), so its tail or a slow return never looks like a new movement."""
-    L = smo.shape[0]
-    ce = 2 * (region_ptr.shape[0] - 1) + 4
-    e = movement_score(smo[js % L], base, region_pts, region_ptr, stats, wts, cfg_f)
-    sig[js % L, ce] = e
-    n, n_still = js - st_i[SI_SETTLE0], cfg_i[CI_STILL]
-    if e <= cfg_f[CF_SETTLE] or n >= cfg_i[CI_MAX_SETTLE] or (n >= n_still and still(sig, ce, js - n_still, js)):
+    st_i = st.st_i
+    e = movement_score(st.smo[js % st.smo.shape[0]], st.base, tb.region_pts, tb.region_ptr, st.stats, st.wts, cfg.f)
+    st.sig[js % st.sig.shape[0], SIG_E] = e
+    n, n_still = js - st_i[SI_SETTLE0], cfg.i[CI_STILL]
+    if e <= cfg.f[CF_SETTLE] or n >= cfg.i[CI_MAX_SETTLE] or (n >= n_still and still(st.sig, js - n_still, js)):
         st_i[SI_STATE] = IDLE
         st_i[SI_QUIET] = max(st_i[SI_QUIET], js)   # centres up to here saw the movement
 
 
 # ------------------------------------------------------------------ one frame
+# The per-frame path hands its helpers arrays, not records: numba increfs every array of
+# a record argument on each call, which cost ~0.2 us per call and frame.
 @njit(cache=True)
 def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
     """Eye aperture at frame js (unsmoothed: a blink can last 3 frames at 30 fps)
     against the running open-eye aperture."""
     L = raw.shape[0]
-    R = (sig.shape[1] - 5) // 2
-    x = raw[js % L]
-    ap = aperture(x, lids, corners)
-    sig[js % L, 2 * R + 1] = ap
+    ap = aperture(raw[js % L], lids, corners)
+    sig[js % L, SIG_AP] = ap
     ref = st_f[SF_AP_REF]
     if ref <= 0.0:
         ref = ap
@@ -485,67 +539,31 @@ def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
     if not closed:
         ref += cfg_f[CF_AP_ALPHA] * (ap - ref)
     st_f[SF_AP_REF] = ref
-    sig[js % L, 2 * R + 2] = 1.0 if closed else 0.0
+    sig[js % L, SIG_CLOSED] = 1.0 if closed else 0.0
 
 
 @njit(cache=True)
-def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corners, iod_pts, cfg_i, cfg_f, ref,
-         scratch, raw, smo, avg, meta, sig, stats, nbuf, base, neutral, apex_shape, wts, bvals, st_i, st_f, out,
-         sample):
-    """Process one frame's landmarks. ``sample`` gets the centre frame's normalised
-    region values, value, index, time and a valid flag; returns a status code."""
-    L = raw.shape[0]
-    R = region_ptr.shape[0] - 1
-    k, h, w = cfg_i[CI_K], cfg_i[CI_H], cfg_i[CI_W]
-    sample[R + 3] = 0.0
-    j = st_i[SI_M]
-    if j == 0 and not init_reference(points, stable, iod_pts, ref):
-        return ST_BAD
-    if not align_frame(points, selected, stable, ref, raw[j % L], scratch):
-        return ST_BAD
-    meta[j % L, 0] = index
-    meta[j % L, 1] = t
-    st_i[SI_M] = j + 1
-    if st_i[SI_STATE] == IDLE:   # the neutral face and its stable points drift slowly, not during movements
-        ra = cfg_f[CF_REF_ALPHA]
-        for i in range(ref.shape[0]):
-            ref[i, 0] += ra * (scratch[i, 0] - ref[i, 0])
-            ref[i, 1] += ra * (scratch[i, 1] - ref[i, 1])
-        x = raw[j % L]
-        for i in range(neutral.shape[0]):
-            neutral[i, 0] += ra * (x[i, 0] - neutral[i, 0])
-            neutral[i, 1] += ra * (x[i, 1] - neutral[i, 1])
-    if j == 0:
-        neutral[:, :] = raw[0]
-    if j >= w - 1:
-        box_mean(raw, avg[j % L], j - w + 1, j)
-    js = j - h
-    if js < h:
-        return ST_NONE
-    box_mean(raw, smo[js % L], js - h, js + h)
-    eyes(js, lids, corners, cfg_f, raw, sig, st_f)
-    status = ST_NONE
-    if st_i[SI_STATE] == TRACK:
-        status = track(js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, meta, sig, stats,
-                       base, neutral, apex_shape, wts, st_i, st_f, out)
-    elif st_i[SI_STATE] == SETTLE:
-        settle(js, region_pts, region_ptr, cfg_i, cfg_f, smo, sig, stats, base, wts, st_i)
-    c = j - k - max(w - 1, h)
-    if c - k - w + 1 < 0 or c < h:
-        return status
-    # ---- the centre frame: smoothed shape against the w-frame means ending k frames
-    # before it and starting k frames after it
-    sc, sa, sb = smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L]
-    row = sig[c % L]
-    near, near_noise = False, False
+def blink_near(sig, c, js, cfg_i):
+    """Are the eyes shut within CI_NEAR (blink-affected) / CI_NEAR_NOISE (no noise sample)
+    frames of centre c?"""
+    L, h = sig.shape[0], cfg_i[CI_H]
     n_near, n_noise = cfg_i[CI_NEAR], cfg_i[CI_NEAR_NOISE]
     n_any = max(n_near, n_noise)
+    near, near_noise = False, False
     for q in range(max(h, c - n_any), min(js, c + n_any) + 1):
-        if sig[q % L, 2 * R + 2] > 0.0:
+        if sig[q % L, SIG_CLOSED] > 0.0:
             near = near or abs(q - c) <= n_near
             near_noise = near_noise or abs(q - c) <= n_noise
-    row[2 * R + 3] = 1.0 if near else 0.0
-    ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
+    return near, near_noise
+
+
+@njit(cache=True)
+def centre_values(sc, sa, sb, ready, region_pts, region_ptr, stats, cfg_f, row, bvals, sample):
+    """The centre's smoothed shape ``sc`` against the w-frame means before (``sa``) and after
+    (``sb``) it: b_r and u_r (zero until the noise is ready) into its sig ``row``, ``bvals``
+    and the motion sample. Returns v = max u_r and the largest one-sided difference in
+    thresholds (a slow ramp shows there)."""
+    R = stats.shape[0]
     v, v_side = -1e300, -1e300
     for r in range(R):
         lo, hi = region_ptr[r], region_ptr[r + 1]
@@ -559,20 +577,16 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
         v = max(v, u)
         # (before the first estimate the stats are zero: a few floors keep ramps out)
         v_side = max(v_side, (max(d1, d2) - stats[r, NS_MED]) / excess(stats, r, cfg_f))
-    row[2 * R] = v
-    sample[R] = v
-    sample[R + 1] = meta[c % L, 0]
-    sample[R + 2] = meta[c % L, 1]
-    sample[R + 3] = 1.0
-    state = st_i[SI_STATE]
-    # ---- noise: quiet centres only (idle, eyes open, no side of the difference above
-    # threshold: the slow ramp of a long movement is no noise sample either)
-    if state == IDLE and not near_noise and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
-        st_i[SI_SKIP] += 1
-        if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
-            st_i[SI_SKIP] = 0
-            st_i[SI_NB] = noise_sample(bvals, nbuf, stats, st_i[SI_NB], cfg_i, cfg_f)
-    # ---- peak state machine on the centre frame
+    row[SIG_V] = v
+    sample[SA_V] = v
+    return v, v_side
+
+
+@njit(cache=True)
+def trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
+    """The peak state machine on centre c: re-arm below release, trigger at threshold
+    (not next to a blink), end a candidate after CI_GAP centres below release or at
+    CI_MAX_ACTIVE. True when a candidate ended and is to be decided."""
     release = cfg_f[CF_RELEASE]
     if state == IDLE:
         if st_i[SI_ARMED] == 0 and v < release:
@@ -583,7 +597,71 @@ def step(points, index, t, selected, stable, region_ptr, region_pts, lids, corne
             st_i[SI_BELOW] = 0
     elif state == ACTIVE:
         st_i[SI_BELOW] = st_i[SI_BELOW] + 1 if v < release else 0
-        if st_i[SI_BELOW] >= cfg_i[CI_GAP] or c - st_i[SI_START] >= cfg_i[CI_MAX_ACTIVE]:
-            status = finalize(c, js, index, t, region_pts, region_ptr, lids, corners, cfg_i, cfg_f, smo, avg, meta,
-                              sig, stats, base, apex_shape, wts, st_i, st_f, out)
+        return st_i[SI_BELOW] >= cfg_i[CI_GAP] or c - st_i[SI_START] >= cfg_i[CI_MAX_ACTIVE]
+    return False
+
+
+@njit(cache=True)
+def step(points, index, t, *arrays):
+    """Process one frame's landmarks; ``arrays`` are the stream's records flattened
+    (``layout.unpack``). The centre frame's motion sample goes to ``st.sample``, a window
+    to ``st.out``; returns a status code."""
+    tb, cfg, st = _unpack(arrays)
+    cfg_i, cfg_f, st_i = cfg.i, cfg.f, st.st_i
+    raw, smo, avg, meta, sig, sample = st.raw, st.smo, st.avg, st.meta, st.sig, st.sample
+    L = raw.shape[0]
+    k, h, w = cfg_i[CI_K], cfg_i[CI_H], cfg_i[CI_W]
+    sample[SA_VALID] = 0.0
+    # ---- align into the ring; the neutral face and its stable points drift slowly,
+    # not during movements
+    j = st_i[SI_M]
+    if j == 0 and not init_reference(points, tb.stable, tb.iod_pts, st.ref):
+        return ST_BAD
+    if not align_frame(points, tb.selected, tb.stable, st.ref, raw[j % L], st.scratch):
+        return ST_BAD
+    meta[j % L, 0] = index
+    meta[j % L, 1] = t
+    st_i[SI_M] = j + 1
+    if st_i[SI_STATE] == IDLE:
+        ema(st.ref, st.scratch, cfg_f[CF_REF_ALPHA])
+        ema(st.neutral, raw[j % L], cfg_f[CF_REF_ALPHA])
+    if j == 0:
+        st.neutral[:, :] = raw[0]
+    if j >= w - 1:
+        box_mean(raw, avg[j % L], j - w + 1, j)
+    # ---- the newest frame the box filter reaches: smoothed shape, eyes, and one frame
+    # more of a movement being followed or settling
+    js = j - h
+    if js < h:
+        return ST_NONE
+    box_mean(raw, smo[js % L], js - h, js + h)
+    eyes(js, tb.lids, tb.corners, cfg_f, raw, sig, st.st_f)
+    status = ST_NONE
+    if st_i[SI_STATE] == TRACK:
+        status = track(js, index, t, tb, cfg, st)
+    elif st_i[SI_STATE] == SETTLE:
+        settle(js, tb, cfg, st)
+    # ---- the centre frame: smoothed shape against the w-frame means ending k frames
+    # before it and starting k frames after it
+    c = j - k - max(w - 1, h)
+    if c - k - w + 1 < 0 or c < h:
+        return status
+    near, near_noise = blink_near(sig, c, js, cfg_i)
+    sig[c % L, SIG_NEAR] = 1.0 if near else 0.0
+    ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
+    v, v_side = centre_values(smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L], ready, tb.region_pts,
+                              tb.region_ptr, st.stats, cfg_f, sig[c % L], st.bvals, sample)
+    sample[SA_INDEX] = meta[c % L, 0]
+    sample[SA_T] = meta[c % L, 1]
+    sample[SA_VALID] = 1.0
+    state = st_i[SI_STATE]
+    # ---- noise: quiet centres only (idle, eyes open, no side of the difference above
+    # threshold: the slow ramp of a long movement is no noise sample either)
+    if state == IDLE and not near_noise and v_side < (1.0 if ready else cfg_f[CF_WARM_GATE]):
+        st_i[SI_SKIP] += 1
+        if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
+            st_i[SI_SKIP] = 0
+            st_i[SI_NB] = noise_sample(st.bvals, st.nbuf, st.stats, st_i[SI_NB], cfg_i, cfg_f)
+    if trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
+        status = finalize(c, js, index, t, tb, cfg, st)
     return status

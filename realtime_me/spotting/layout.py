@@ -1,13 +1,72 @@
-"""Slot layout of the packed state arrays shared by the numba kernels and the NumPy reference.
+"""Records and slot layout of the state shared by the numba kernels and the NumPy reference.
 
-The per-frame step passes its state as a few flat arrays (numba dispatch costs
-~80 ns per argument, a jitclass cannot be cached), so these names say what each
-slot holds. Both implementations import them, so they cannot drift apart.
+A stream is three records of arrays: ``Tables`` (the face's index arrays), ``Config``
+(settings) and ``State`` (everything that changes per frame, preallocated). Integer and
+float settings and scalars live in flat arrays (``cfg.i``/``cfg.f``, ``st.st_i``/``st.st_f``),
+whose slots these names say; both implementations import them, so they cannot drift apart.
 
 Editing this file: numba's on-disk cache does not see it, so delete
 ``spotting/__pycache__/kernels*.nb*`` afterwards.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Tables(NamedTuple):
+    """Index arrays of the face (``regions.tables``), int64."""
+
+    selected: np.ndarray      # (S,) face-mesh indices the kernels transform
+    stable: np.ndarray        # (ns,) face-mesh indices of the alignment points
+    region_ptr: np.ndarray    # (R+1,) CSR offsets into region_pts
+    region_pts: np.ndarray    # positions in selected, region by region
+    lids: np.ndarray          # (2, 3, 2) lid pairs per eye, positions
+    corners: np.ndarray       # (2, 2) eye corners per eye, positions
+    iod_pts: np.ndarray       # (2, 2) face-mesh indices of the eye corners: eye centres
+
+
+class Config(NamedTuple):
+    """Settings at the stream's fps."""
+
+    i: np.ndarray             # (N_CI,) int64, CI_* slots
+    f: np.ndarray             # (N_CF,) float64, CF_* slots
+
+
+class State(NamedTuple):
+    """All arrays one stream needs (float64 unless noted); ring slots are local frame % ring."""
+
+    ref: np.ndarray           # (ns, 2) running neutral reference of the stable points (IOD)
+    scratch: np.ndarray       # (ns, 2) this frame's aligned stable points
+    raw: np.ndarray           # (ring, S, 2) aligned shapes
+    smo: np.ndarray           # (ring, S, 2) the same box-filtered over 2h+1 frames (centred)
+    avg: np.ndarray           # (ring, S, 2) means of the w frames ending at each frame
+    meta: np.ndarray          # (ring, 2) frame index, time
+    sig: np.ndarray           # (ring, n_sig(R)) per-frame signals, SIG_* columns
+    stats: np.ndarray         # (R, N_NS) noise order statistics, NS_* columns
+    nbuf: np.ndarray          # (nb, R) window of quiet samples
+    base: np.ndarray          # (S, 2) the shape before the movement being decided
+    neutral: np.ndarray       # (S, 2) slowly learnt neutral face
+    apex_shape: np.ndarray    # (S, 2) smoothed shape at the apex
+    wts: np.ndarray           # (R,) 1 for the dominant regions of the movement
+    bvals: np.ndarray         # (R,) this centre's two-sided differences
+    st_i: np.ndarray          # (N_SI,) int64, SI_* slots
+    st_f: np.ndarray          # (N_SF,) SF_* slots
+    out: np.ndarray           # (n_out(R),) the last window, O_* slots
+    sample: np.ndarray        # (n_sample(R),) the centre frame's motion sample, SA_* slots
+
+
+N_TABLES, N_CONFIG = len(Tables._fields), len(Config._fields)
+_STATE = N_TABLES + N_CONFIG   # where State starts in the flat arrays
+
+
+def unpack(arrays: tuple) -> tuple[Tables, Config, State]:
+    """The records back from ``(*tables, *config, *state)``: the per-frame ``step`` takes
+    its arrays flat, as numba's dispatcher types a namedtuple argument about three times as
+    slowly (~3.5 us a frame more)."""
+    return Tables(*arrays[:N_TABLES]), Config(*arrays[N_TABLES:_STATE]), State(*arrays[_STATE:])
+
 
 # ---- cfg_i: integer settings (frames) ---------------------------------------
 CI_K = 0            # half-span k of the two-sided difference
@@ -97,10 +156,25 @@ def n_out(n_regions: int) -> int:
     return O_REG + n_regions
 
 
-def sig_cols(n_regions: int) -> dict[str, int]:
-    """Columns of the per-frame signal ring: b (raw two-sided difference per region, IOD),
-    u (the same in thresholds), v (max of u), ap (eye aperture), closed (eyes shutting),
-    near (blink-affected centre), e (profile / movement score of the decided candidate)."""
-    r = n_regions
-    return {"b": 0, "u": r, "v": 2 * r, "ap": 2 * r + 1, "closed": 2 * r + 2, "near": 2 * r + 3,
-            "e": 2 * r + 4, "n": 2 * r + 5}
+# ---- sig: per-frame signals --------------------------------------------------------
+# Columns 0..R-1: b (two-sided difference per region, IOD), R..2R-1: u (the same in
+# thresholds), then the per-frame scalars, counted from the end so no kernel needs R.
+SIG_V = -5          # max of u
+SIG_AP = -4         # eye aperture
+SIG_CLOSED = -3     # eyes shutting
+SIG_NEAR = -2       # blink-affected centre
+SIG_E = -1          # profile / movement score of the candidate being decided
+
+
+def n_sig(n_regions: int) -> int:
+    return 2 * n_regions + 5
+
+
+# ---- sample: the centre frame's motion sample ---------------------------------------
+# Columns 0..R-1: u per region, then:
+SA_V, SA_INDEX, SA_T = -4, -3, -2   # max of u, frame index, time
+SA_VALID = -1                       # 1 when the centre frame exists (else the rest is stale)
+
+
+def n_sample(n_regions: int) -> int:
+    return n_regions + 4

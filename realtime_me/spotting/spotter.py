@@ -1,4 +1,4 @@
-"""Online micro-expression spotter: FaceLandmarks per frame in, spotted Windows out.
+"""Online micro-expression spotter: CropPoints (flow points) per frame in, spotted Windows out.
 
 Its input in the pipeline is not the raw face mesh but the same 478 points carried by
 optical flow on the aligned crop (``flow.py``): about 6x less jitter, which the defaults
@@ -53,9 +53,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..alignment import template
-from ..types import FaceLandmarks, MotionSample, Window
+from ..types import CropPoints, MotionSample, Window
 from . import layout as L
-from .regions import REGION_NAMES, RegionTables, cues, tables
+from .regions import REGION_NAMES, cues, tables
 
 log = logging.getLogger(__name__)
 
@@ -114,53 +114,48 @@ class SpotterConfig:
                 "nb_min": max(5, int(round(self.noise_min_s * fps / every))), "max_gap": n(self.max_gap_s)}
 
 
-@dataclass
-class _State:
+def _alloc_state(tabs: L.Tables, ring: int, n_buf: int, gains: np.ndarray) -> L.State:
     """All arrays one stream needs, preallocated."""
+    S, R, ns = len(tabs.selected), len(tabs.region_ptr) - 1, len(tabs.stable)
+    f = np.float64
+    stats = np.zeros((R, L.N_NS), f)
+    stats[:, L.NS_GAIN] = gains
+    return L.State(
+        ref=np.zeros((ns, 2), f), scratch=np.zeros((ns, 2), f), raw=np.zeros((ring, S, 2), f),
+        smo=np.zeros((ring, S, 2), f), avg=np.zeros((ring, S, 2), f), meta=np.zeros((ring, 2), f),
+        sig=np.zeros((ring, L.n_sig(R)), f), stats=stats, nbuf=np.zeros((n_buf, R), f),
+        base=np.zeros((S, 2), f), neutral=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f),
+        wts=np.zeros(R, f), bvals=np.zeros(R, f),
+        st_i=np.zeros(L.N_SI, np.int64), st_f=np.zeros(L.N_SF, f), out=np.zeros(L.n_out(R), f),
+        sample=np.zeros(L.n_sample(R), f),
+    )
 
-    ref: np.ndarray
-    scratch: np.ndarray
-    raw: np.ndarray
-    smo: np.ndarray
-    avg: np.ndarray
-    meta: np.ndarray
-    sig: np.ndarray
-    stats: np.ndarray
-    nbuf: np.ndarray
-    base: np.ndarray
-    neutral: np.ndarray
-    apex_shape: np.ndarray
-    wts: np.ndarray
-    bvals: np.ndarray
-    st_i: np.ndarray
-    st_f: np.ndarray
-    out: np.ndarray
-    sample: np.ndarray
 
-    @classmethod
-    def new(cls, tabs: RegionTables, ring: int, n_buf: int, gains: np.ndarray) -> "_State":
-        S, R, ns = len(tabs.selected), len(tabs.region_ptr) - 1, len(tabs.stable)
-        f = np.float64
-        stats = np.zeros((R, L.N_NS), f)
-        stats[:, L.NS_GAIN] = gains
-        return cls(
-            ref=np.zeros((ns, 2), f), scratch=np.zeros((ns, 2), f), raw=np.zeros((ring, S, 2), f),
-            smo=np.zeros((ring, S, 2), f), avg=np.zeros((ring, S, 2), f), meta=np.zeros((ring, 2), f),
-            sig=np.zeros((ring, L.sig_cols(R)["n"]), f), stats=stats, nbuf=np.zeros((n_buf, R), f),
-            base=np.zeros((S, 2), f), neutral=np.zeros((S, 2), f), apex_shape=np.zeros((S, 2), f),
-            wts=np.zeros(R, f), bvals=np.zeros(R, f),
-            st_i=np.zeros(L.N_SI, np.int64), st_f=np.zeros(L.N_SF, f), out=np.zeros(L.n_out(R), f),
-            sample=np.zeros(R + 4, f),
-        )
+def _soft_reset(st: L.State) -> None:
+    """Forget the stream (face gone) but keep the noise level and eye aperture learnt so far."""
+    keep_i = st.st_i[[L.SI_NB, L.SI_SKIP]].copy()
+    ap = st.st_f[L.SF_AP_REF]
+    st.st_i[:] = 0
+    st.st_i[[L.SI_NB, L.SI_SKIP]] = keep_i
+    st.st_f[:] = 0.0
+    st.st_f[L.SF_AP_REF] = ap
 
-    def soft_reset(self) -> None:
-        """Forget the stream (face gone) but keep the noise level and eye aperture learnt so far."""
-        keep_i = self.st_i[[L.SI_NB, L.SI_SKIP]].copy()
-        ap = self.st_f[L.SF_AP_REF]
-        self.st_i[:] = 0
-        self.st_i[[L.SI_NB, L.SI_SKIP]] = keep_i
-        self.st_f[:] = 0.0
-        self.st_f[L.SF_AP_REF] = ap
+
+def _kernel_config(c: SpotterConfig, fr: dict[str, int], fps: float, sensitivity: float) -> L.Config:
+    """The settings in the kernels' slots, at ``fps``."""
+    cfg_i = np.zeros(L.N_CI, np.int64)
+    cfg_i[[L.CI_K, L.CI_H, L.CI_W, L.CI_GAP, L.CI_MAX_ACTIVE, L.CI_MAX_TRACK, L.CI_MAX_SETTLE, L.CI_NEAR,
+           L.CI_NB_EVERY, L.CI_NB_MIN, L.CI_NEAR_NOISE, L.CI_STILL]] = [
+        fr["k"], fr["h"], fr["w"], fr["gap"], fr["max_active"], fr["max_track"], fr["max_settle"], fr["near"],
+        fr["nb_every"], fr["nb_min"], fr["near_noise"], fr["still"]]
+    cfg_f = np.zeros(L.N_CF, np.float64)
+    cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
+           L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
+           L.CF_MACRO_MIN, L.CF_WARM_GATE, L.CF_SETTLED]] = [
+        c.gain, c.quantile, c.floor, sensitivity, c.release, 1.0 / max(1.0, c.ref_tau_s * fps),
+        1.0 / max(1.0, c.ap_tau_s * fps), c.blink_drop, c.dom_frac, c.level, c.max_micro_s,
+        c.min_micro_s, c.settle, c.macro_min, c.warm_gate, c.settled]
+    return L.Config(cfg_i, cfg_f)
 
 
 def _backend(name: str):
@@ -202,53 +197,43 @@ class Spotter:
         self.backend = backend
         self._k = _backend(backend)
         self.region_names: tuple[str, ...] = REGION_NAMES
-        self.tabs = tables()
+        rt = tables()
+        self.tabs = L.Tables(*(getattr(rt, f) for f in L.Tables._fields))
         fr = self.config.frames(self.fps)
         self.frames = fr
         self.lag = fr["k"] + max(fr["w"] - 1, fr["h"])   # MotionSamples (centre frames) trail the newest by this
         self.ring = fr["max_active"] + 2 * fr["k"] + self.lag + fr["w"] + 2 * fr["h"] + 8
-        c = self.config
-        self.cfg_i = np.zeros(L.N_CI, np.int64)
-        self.cfg_i[[L.CI_K, L.CI_H, L.CI_W, L.CI_GAP, L.CI_MAX_ACTIVE, L.CI_MAX_TRACK, L.CI_MAX_SETTLE, L.CI_NEAR,
-                    L.CI_NB_EVERY, L.CI_NB_MIN, L.CI_NEAR_NOISE, L.CI_STILL]] = [
-            fr["k"], fr["h"], fr["w"], fr["gap"], fr["max_active"], fr["max_track"], fr["max_settle"], fr["near"],
-            fr["nb_every"], fr["nb_min"], fr["near_noise"], fr["still"]]
-        self.cfg_f = np.zeros(L.N_CF, np.float64)
-        self.cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
-                    L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
-                    L.CF_MACRO_MIN, L.CF_WARM_GATE, L.CF_SETTLED]] = [
-            c.gain, c.quantile, c.floor, self.sensitivity, c.release, 1.0 / max(1.0, c.ref_tau_s * self.fps),
-            1.0 / max(1.0, c.ap_tau_s * self.fps), c.blink_drop, c.dom_frac, c.level, c.max_micro_s,
-            c.min_micro_s, c.settle, c.macro_min, c.warm_gate, c.settled]
-        self.gains = np.where(self.tabs.eye_mask == 1, c.eye_gain, 1.0).astype(np.float64)
+        self.cfg = _kernel_config(self.config, fr, self.fps, self.sensitivity)
+        self.gains = np.where(rt.eye_mask == 1, self.config.eye_gain, 1.0).astype(np.float64)
         self.state = self._new_state()
         self.counts = SpotterCounts()
         self._last: tuple[int, float, np.ndarray] | None = None  # index, t, points of the last frame fed
         self._real: list[float] | None = None   # offline: first/last real frame (index, t), windows kept inside
 
     # ------------------------------------------------------------------ public
-    def _new_state(self) -> _State:
-        return _State.new(self.tabs, self.ring, self.frames["nb"], self.gains)
-
     def warmup(self) -> None:
         """Compile (or load from numba's cache) every kernel now, on a throwaway stream,
         so the first live frame does not pay for it."""
-        st = self._new_state()
+        sp = Spotter(self.fps, self.sensitivity, self.config, self.backend)
         face = np.zeros((478, 3), np.float32)
         face[:, :2] = template()
         rng = np.random.default_rng(0)
         n = 2 * self.lag + self.frames["nb_min"] * self.frames["nb_every"] + 4
         for i in range(n):
-            pts = face + rng.normal(0, 0.3, face.shape).astype(np.float32)
-            self._step(st, pts, i, i / self.fps)
-        self._k.emit(0, 0, 0.0, True, self.cfg_f, self.tabs.region_pts, self.tabs.region_ptr, self.tabs.lids,
-                     self.tabs.corners, st.meta, st.base, st.apex_shape, st.st_i, st.st_f, st.out)
-        m = int(st.st_i[L.SI_M])
-        st.st_i[L.SI_START] = m - 1 - self.lag - 1
-        self._finalize(st, m - 1 - self.lag, m - 1 - self.frames["h"], 0, 0.0)
-        self._track(st, m - 1 - self.frames["h"], 0, 0.0)
+            sp.kernel_step(face + rng.normal(0, 0.3, face.shape).astype(np.float32), i, i / self.fps)
+        sp._emit(0, 0, 0.0)
+        m = int(sp.state.st_i[L.SI_M])
+        sp.state.st_i[L.SI_START] = m - 1 - self.lag - 1
+        sp._finalize(m - 1 - self.lag, m - 1 - self.frames["h"], 0, 0.0)
 
-    def update(self, lm: FaceLandmarks) -> tuple[MotionSample, list[Window]]:
+    def kernel_step(self, points: np.ndarray, index: int, t: float) -> int:
+        """The backend's per-frame kernel alone on this stream, for timing the hot path:
+        (478, 3) float32 points in, a ``layout.ST_*`` status out (the centre frame's sample
+        in ``state.sample``, a window in ``state.out``). No input checks, gap filling,
+        resets or Windows: ``update`` adds those."""
+        return int(self._k.step(points, int(index), float(t), *self.tabs, *self.cfg, *self.state))
+
+    def update(self, lm: CropPoints) -> tuple[MotionSample, list[Window]]:
         """Feed one frame's landmarks; returns the centre frame's motion sample and the
         windows confirmed at this frame (usually none)."""
         pts = np.ascontiguousarray(lm.points, dtype=np.float32)
@@ -279,17 +264,17 @@ class Spotter:
         first frames, which a held first frame would show as a movement."""
         return bool(n_frames) and n_frames <= self.config.sample_max_s * self.fps
 
-    def hold_start(self, lm: FaceLandmarks) -> None:
+    def hold_start(self, lm: CropPoints) -> None:
         """Offline input may begin at an ME's onset, as research samples do (a folder from
         the coded onset to the coded offset). Before its first frame, feed that frame held
         still for ``hold_frames`` (indices and times before it): the detector has then
         learnt the face, and the first real frames are judged against their own start."""
         dt = 1.0 / self.fps
         for i in range(self.hold_frames, 0, -1):
-            self.update(FaceLandmarks(lm.index - i, lm.t - i * dt, lm.points))
+            self.update(CropPoints(lm.index - i, lm.t - i * dt, lm.points))
         self._real = [lm.index, lm.t, np.inf, np.inf]
 
-    def hold_end(self, lm: FaceLandmarks) -> list[Window]:
+    def hold_end(self, lm: CropPoints) -> list[Window]:
         """Offline input ends with ``lm`` (its last frame with a face): hold it still for
         ``hold_frames`` so the look-ahead reaches past it, then flush. A movement that runs
         to the last frame is judged, one that stops there is seen to stop; windows are
@@ -299,7 +284,7 @@ class Spotter:
         self._real[2:] = [lm.index, lm.t]
         dt, out = 1.0 / self.fps, []
         for i in range(1, self.hold_frames + 1):
-            out += self.update(FaceLandmarks(lm.index + i, lm.t + i * dt, lm.points))[1]
+            out += self.update(CropPoints(lm.index + i, lm.t + i * dt, lm.points))[1]
         n = lm.index + self.hold_frames + 1
         out += self._flush(n, lm.t + (self.hold_frames + 1) * dt)
         self._real = None
@@ -318,33 +303,23 @@ class Spotter:
     @property
     def noise(self) -> dict[str, tuple[float, float]]:
         """Per region: running noise mean and threshold excess (IOD)."""
-        st, c = self.state.stats, self.cfg_f
+        st, c = self.state.stats, self.cfg.f
         exc = np.maximum(c[L.CF_GAIN] * (st[:, L.NS_Q] - st[:, L.NS_MED]), c[L.CF_FLOOR]) * st[:, L.NS_GAIN] / c[L.CF_SENS]
         return {n: (float(st[i, L.NS_MED]), float(exc[i])) for i, n in enumerate(self.region_names)}
 
     # ------------------------------------------------------------------ internals
-    def _step(self, st: _State, pts: np.ndarray, index: int, t: float) -> int:
-        tb = self.tabs
-        return int(self._k.step(pts, int(index), float(t), tb.selected, tb.stable, tb.region_ptr, tb.region_pts,
-                                tb.lids, tb.corners, tb.iod_pts, self.cfg_i, self.cfg_f,
-                                st.ref, st.scratch, st.raw, st.smo, st.avg, st.meta, st.sig, st.stats, st.nbuf, st.base,
-                                st.neutral, st.apex_shape, st.wts, st.bvals, st.st_i, st.st_f, st.out, st.sample))
+    def _new_state(self) -> L.State:
+        return _alloc_state(self.tabs, self.ring, self.frames["nb"], self.gains)
 
-    def _finalize(self, st: _State, c_end: int, js: int, index: int, t: float, final: bool = False) -> int:
-        tb = self.tabs
-        return int(self._k.finalize(c_end, js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids,
-                                    tb.corners, self.cfg_i, self.cfg_f, st.smo, st.avg, st.meta,
-                                    st.sig, st.stats, st.base, st.apex_shape, st.wts, st.st_i, st.st_f, st.out,
-                                    final))
+    def _finalize(self, c_end: int, js: int, index: int, t: float, final: bool = False) -> int:
+        return int(self._k.finalize(c_end, js, int(index), float(t), self.tabs, self.cfg, self.state, final))
 
-    def _track(self, st: _State, js: int, index: int, t: float) -> int:
-        tb = self.tabs
-        return int(self._k.track(js, int(index), float(t), tb.region_pts, tb.region_ptr, tb.lids, tb.corners,
-                                 self.cfg_i, self.cfg_f, st.smo, st.meta, st.sig, st.stats, st.base, st.neutral,
-                                 st.apex_shape, st.wts, st.st_i, st.st_f, st.out))
+    def _emit(self, off: int, index: int, t: float) -> int:
+        """Report the movement being followed as ending at local frame ``off``."""
+        return int(self._k.emit(off, int(index), float(t), True, self.tabs, self.cfg, self.state))
 
     def _feed(self, pts: np.ndarray, index: int, t: float) -> list[Window]:
-        status = self._step(self.state, pts, index, t)
+        status = self.kernel_step(pts, index, t)
         self.counts.frames += 1
         if status == L.ST_BAD:
             log.debug("degenerate landmarks at frame %d: stream reset", index)
@@ -372,18 +347,14 @@ class Spotter:
         js = m - 1 - fr["h"]
         state = int(st.st_i[L.SI_STATE])
         if state == L.ACTIVE:
-            status = self._finalize(st, m - 1 - self.lag, js, index, t, final=True)
-            windows += self._handle(status)
+            windows += self._handle(self._finalize(m - 1 - self.lag, js, index, t, final=True))
             state = int(st.st_i[L.SI_STATE])
         if state == L.TRACK and st.meta[js % self.ring, 1] - st.st_f[L.SF_ONSET_T] > self.config.max_micro_s:
             # Longer than any micro-expression already: report the sustained movement as seen so far.
-            status = self._k.emit(js, int(index), float(t), True, self.cfg_f, self.tabs.region_pts, self.tabs.region_ptr,
-                                  self.tabs.lids, self.tabs.corners, st.meta, st.base, st.apex_shape, st.st_i,
-                                  st.st_f, st.out)
-            windows += self._handle(int(status))
+            windows += self._handle(self._emit(js, index, t))
         if st.st_i[L.SI_M] > 0:
             self.counts.resets += 1
-        st.soft_reset()
+        _soft_reset(st)
         self._last = None
         return windows
 
@@ -402,8 +373,7 @@ class Spotter:
     def _window(self) -> Window:
         o, st = self.state.out, self.state
         reg = {n: float(o[L.O_REG + i]) for i, n in enumerate(self.region_names)}
-        reg.update(cues(st.apex_shape, st.base, float(o[L.O_AP_APEX]), float(o[L.O_AP_BASE])))
-        reg["blink"] = float(o[L.O_BLINK])
+        cued = cues(st.apex_shape, st.base, float(o[L.O_AP_APEX]), float(o[L.O_AP_BASE]))
         on, ap, off = int(o[L.O_ONSET]), int(o[L.O_APEX]), int(o[L.O_OFFSET])
         on_t, ap_t, off_t = float(o[L.O_ONSET_T]), float(o[L.O_APEX_T]), float(o[L.O_OFFSET_T])
         kind = "micro" if o[L.O_KIND] == 0 else "macro"
@@ -418,14 +388,14 @@ class Spotter:
         return Window(
             onset_index=on, apex_index=ap, offset_index=off, onset_t=on_t, apex_t=ap_t, offset_t=off_t,
             kind=kind, peak=float(o[L.O_PEAK]),
-            confirmed_t=float(o[L.O_CONF_T]), regions=reg,
+            confirmed_t=float(o[L.O_CONF_T]), regions=reg, cues=cued, near_blink=bool(o[L.O_BLINK]),
         )
 
-    def _sample(self, lm: FaceLandmarks) -> MotionSample:
+    def _sample(self, lm: CropPoints) -> MotionSample:
         s, R = self.state.sample, len(self.region_names)
-        if s[R + 3] > 0:
-            return MotionSample(int(s[R + 1]), float(s[R + 2]), s[:R].copy(), float(s[R]), 1.0)
-        return MotionSample(lm.index, lm.t, np.zeros(R), 0.0, 1.0)
+        if s[L.SA_VALID] > 0:
+            return MotionSample(int(s[L.SA_INDEX]), float(s[L.SA_T]), s[:R].copy(), float(s[L.SA_V]))
+        return MotionSample(lm.index, lm.t, np.zeros(R), 0.0)
 
 
 __all__ = ["Spotter", "SpotterConfig", "SpotterCounts", "DEFAULT_SENSITIVITY"]

@@ -1,9 +1,10 @@
 """The browser demo behind ``realtime-me serve``: a Gradio app mounted on FastAPI beside
 a WebSocket route that receives every webcam frame with its browser capture time.
 
-``sessions`` holds one live pipeline per browser session, ``stream`` the frame socket,
-``app`` the Gradio page, ``views`` its plots and tables, ``capture.js`` the page's
-capture script, ``harness`` the headless-Chromium driver used by the tests and benchmark.
+``sessions`` holds one live pipeline per browser session, ``stream`` the frame-socket
+protocol (messages, bounds, decoding), ``routes`` the socket route, ``access`` the access
+key, ``app`` the Gradio page, ``views`` everything the page shows, ``capture.js`` the
+page's capture script, ``client`` a raw client for tests and benchmarks.
 """
 from .sessions import ServeConfig, SessionRegistry
 

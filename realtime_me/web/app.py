@@ -1,7 +1,8 @@
 """The Gradio page: Live (webcam), Video (upload or demo clip) and Settings tabs.
 
 Frames do not travel through Gradio: the page's capture script sends them on the frame
-socket (``stream.py``) mounted beside the app on the same FastAPI server. Gradio carries
+socket (``routes.frame_socket``, speaking ``stream``'s protocol) mounted beside the app on
+the same FastAPI server. Gradio carries
 everything else: the session token (on page load), the live panels (a ``gr.Timer`` a
 couple of times a second), video analysis with a progress bar, settings, and the
 session's cleanup when the browser goes away (``unload``, plus the state's delete callback).
@@ -19,13 +20,12 @@ import gradio as gr
 from fastapi import FastAPI, WebSocket
 
 from ..errors import UserError
-from ..pipeline import Pipeline
 from ..run import truth_report
 from ..sources import DemoSource, Source, VideoSource
 from . import views
 from .access import AccessKey
+from .routes import frame_socket
 from .sessions import BACKENDS, LiveSession, ServeConfig, ServerBusy, SessionRegistry
-from .stream import frame_socket
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,11 @@ class DemoApp:
         stream = s.stream
         snap = stream.pipeline.snapshot()
         time_of = stream.stream_time
-        events_key = (id(stream), len(snap["events"]), id(snap["events"][-1]) if snap["events"] else None)
+        events_key = (id(stream), len(snap.events), id(snap.events[-1]) if snap.events else None)
         table = gr.skip()
         if events_key != view.events_key:
             view.events_key = events_key
-            table = views.event_rows(snap["events"], time_of)
+            table = views.event_rows(snap.events, time_of)
         return (views.state_html(snap, streaming, time_of), table,
                 views.stats_html(snap, stream.link.to_dict(), s.note))
 
@@ -139,11 +139,8 @@ class DemoApp:
         return self._analyse(s, source, f"demo clip (seed {self.config.demo_seed})", progress)
 
     def _analyse(self, s: LiveSession, source: Source, name: str, progress):
-        info = source.info
-        total = info.n_frames or 0
-        p: Pipeline = s.offline_pipeline()
-        # keep the whole timeline's motion for the plot (capped at an hour)
-        p.config.motion_seconds = min(3600.0, (total / info.fps if total else 600.0) + 2.0)
+        total = source.info.n_frames or 0
+        p = s.offline_pipeline()
         done = [0]
 
         def tick() -> bool:
@@ -153,23 +150,13 @@ class DemoApp:
 
         t0 = time.perf_counter()
         with source, s.analysing():
-            result = p.run(source, progress=lambda n: done.__setitem__(0, n), tick=tick, tick_every=0.25)
+            result = p.run(source, progress=lambda n: done.__setitem__(0, n), tick=tick, tick_every=0.25,
+                           sensitivity=s.sensitivity)
         wall = time.perf_counter() - t0
-        snap = p.snapshot()
         truth = getattr(source, "truth", None)
-        truth_spans = [(e["onset_s"], e["offset_s"]) for e in truth["events"] if e["kind"] == "micro"] if truth else None
         jsonl, csv_path = views.write_results(result.events, s.files_dir(), _stem(name))
-        st = result.stats
-        n_micro = sum(e.window.kind == "micro" for e in result.events)
-        lines = [f"**{name}**: {st.frames_processed} frames ({st.frames_with_face} with a face) analysed in {wall:.1f} s "
-                 f"({st.frames_processed / max(wall, 1e-6):.0f} fps); **{n_micro} micro-expressions**, "
-                 f"{len(result.events) - n_micro} other movements; {result.end_reason}."]
-        if s.note:
-            lines.append(f"*{s.note}*")
-        report = truth_report(source, result) if truth else ""
-        if report:
-            lines.append(f"```\n{report}\n```")
-        return ("\n\n".join(lines), views.timeline_figure(snap, result.events, truth_spans),
+        summary = views.analysis_summary(name, result, wall, s.note, truth_report(source, result) if truth else "")
+        return (summary, views.timeline_figure(p.snapshot(), result.events, truth["events"] if truth else None),
                 views.event_rows(result.events, newest_first=False), [str(jsonl), str(csv_path)])
 
     # ----------------------------------------------------------------- settings

@@ -198,7 +198,7 @@
       g.stroke();
     };
     m.regions.forEach((r, j) => line(r, m.colours[j], 1));
-    line(m.threshold, "#dc2626", 1.5, [5, 4]);
+    line(t.map(() => m.threshold), "#dc2626", 1.5, [5, 4]);
     line(m.value, "#111827", 2);
     g.setLineDash([]);
     st.charted++;

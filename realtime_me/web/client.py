@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+
 class ServerProcess:
     """``realtime-me serve --port 0 ...`` in a subprocess, on 127.0.0.1 (the default host)."""
 

@@ -25,14 +25,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from ..errors import UserError
 from ..engines import BACKENDS, DEFAULT_WEIGHTS
 from ..pipeline import Pipeline, PipelineConfig
 from .stream import Stream
 
 log = logging.getLogger(__name__)
+
+#: motion an uploaded video's pipeline keeps: its whole timeline for the plot, up to an hour
+OFFLINE_MOTION_S = 3600.0
 
 
 @dataclass
@@ -96,8 +97,8 @@ class ServerBusy(UserError):
 
 
 class LiveSession:
-    """A browser session: its settings, its live pipeline (reused across camera restarts)
-    and its offline pipeline for uploaded videos."""
+    """A browser session: its settings, its live pipeline (reused across camera restarts
+    while the settings stay) and its offline pipeline for uploaded videos."""
 
     def __init__(self, session_hash: str, config: ServeConfig) -> None:
         self.token = secrets.token_urlsafe(24)
@@ -108,8 +109,9 @@ class LiveSession:
         self.stream: Stream | None = None       # the running (or last) stream
         self.closed = False
         self.view: object | None = None  # what the page last rendered (owned by web.app)
-        # "live" and "offline" pipelines, each with the model settings it was built with
-        self._pipelines: dict[str, tuple[Pipeline, tuple]] = {}
+        # "live" and "offline" pipelines, each with the config it was asked for (a model
+        # that failed to load leaves it running without one: ``note``)
+        self._pipelines: dict[str, tuple[Pipeline, PipelineConfig]] = {}
         self._lock = threading.RLock()
         self._t_next = 0.0           # pipeline time at which the next stream may start
         self._files: Path | None = None
@@ -138,10 +140,23 @@ class LiveSession:
             self.touch()
 
     # --------------------------------------------------------------- pipelines
-    def build_pipeline(self) -> tuple[Pipeline, str]:
-        """A pipeline with this session's settings. A model that cannot be loaded leaves a
-        spotting-only pipeline and a note the page shows, rather than no demo at all."""
-        cfg = dataclasses.replace(self.settings)
+    def _config_for(self, kind: str) -> PipelineConfig:
+        """The session's settings as the ``kind`` pipeline is built with them (sensitivity is
+        no build setting: it is passed to each run, ``sensitivity``)."""
+        built = dataclasses.replace(self.settings, sensitivity=self.config.pipeline.sensitivity)
+        if kind == "offline":
+            return dataclasses.replace(built, motion_seconds=OFFLINE_MOTION_S)
+        return built
+
+    @property
+    def sensitivity(self) -> float | None:
+        """The spotting sensitivity the next run starts with."""
+        return self.settings.sensitivity
+
+    @staticmethod
+    def _build(cfg: PipelineConfig) -> tuple[Pipeline, str]:
+        """A pipeline built with ``cfg``. A model that cannot be loaded leaves a spotting-only
+        pipeline and a note the page shows, rather than no demo at all."""
         try:
             return Pipeline(cfg), ""
         except (UserError, ImportError, OSError, ValueError) as e:
@@ -150,19 +165,18 @@ class LiveSession:
             log.warning("model not loaded (%s); spotting only", e)
             return Pipeline(dataclasses.replace(cfg, classify=False)), f"model not loaded ({e}); spotting only"
 
-    def _model_key(self) -> tuple:
-        return (self.settings.backend, self.settings.weights, self.settings.classify)
-
     def _current(self, kind: str) -> Pipeline:
-        """The live or offline pipeline, (re)built if missing or built with other model settings."""
-        p, key = self._pipelines.get(kind, (None, None))
-        if p is not None and key != self._model_key() and not p.running:
+        """The live or offline pipeline, built with the session's settings up front: one built
+        with other settings is replaced, once it is not running (settings never change under
+        a running pipeline)."""
+        wanted = self._config_for(kind)
+        p, built_for = self._pipelines.get(kind, (None, None))
+        if p is not None and built_for != wanted and not p.running:
             self._close_pipeline(p)
             p = None
         if p is None:
-            p, self.note = self.build_pipeline()
-            self._pipelines[kind] = (p, self._model_key())
-        p.config.sensitivity = self.settings.sensitivity   # read by start()
+            p, self.note = self._build(wanted)
+            self._pipelines[kind] = (p, wanted)
         return p
 
     def start_stream(self, camera_fps: float) -> Stream:
@@ -176,7 +190,7 @@ class LiveSession:
                     self.stream.pipeline.stop()
                 self._advance_time(self.stream)
             p = self._current("live")
-            p.start(camera_fps, live=True)
+            p.start(camera_fps, live=True, sensitivity=self.sensitivity)
             self.stream = Stream(p, camera_fps, self._t_next)
             return self.stream
 
@@ -208,7 +222,8 @@ class LiveSession:
         return self.stream is not None and self.stream.pipeline.running and not self.stream.superseded
 
     def apply_settings(self, backend: str, model: str | None, classify: bool, sensitivity: float | None) -> str:
-        """Change the settings; a pipeline picks them up (rebuilt if the model changed) the next time it starts."""
+        """Change the settings: a new sensitivity applies from the next run, a new model or
+        backend rebuilds the pipeline the next time it starts."""
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}: pick one of {', '.join(BACKENDS)}")
         choices = self.config.model_choices()
@@ -224,24 +239,6 @@ class LiveSession:
                                                 classify=bool(classify), sensitivity=sensitivity)
         return "applies the next time the camera starts" if self.streaming else "applied"
 
-    # ------------------------------------------------------------------ views
-    def live_views(self, stream: Stream, last_index: int | None, with_chart: bool,
-                   quality: int = 80) -> tuple[bytes | None, int | None, dict | None]:
-        """From one snapshot: the last processed frame annotated by ``draw_overlay`` (landmarks,
-        motion bar, last event) as JPEG, or None when nothing new was processed; and the
-        motion chart's data when asked."""
-        from ..overlay import draw_snapshot
-        from .views import motion_payload
-
-        snap = stream.pipeline.snapshot(stats=False)
-        chart = motion_payload(snap, stream.stream_time) if with_chart else None
-        frame = snap["frame"]
-        if frame is None or frame.index == last_index:
-            return None, last_index, chart
-        img = draw_snapshot(snap, stream.link.fps())
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return (buf.tobytes() if ok else None), frame.index, chart
-
     def files_dir(self) -> Path:
         """Per-session folder for downloadable results, deleted with the session."""
         if self._files is None:
@@ -255,7 +252,7 @@ class LiveSession:
             p.stop(timeout=10.0)
         except Exception:  # noqa: BLE001
             log.exception("pipeline ended with an error")
-        p.tracker.close()
+        p.close()
 
     def close(self) -> None:
         """Stop everything this session runs and free its files."""

@@ -1,4 +1,6 @@
-"""The frame socket: every webcam frame, with its browser capture time, into the session's pipeline.
+"""The frame-socket protocol: what the page's capture script sends, its bounds, its
+decoding, and one connection's bookkeeping (``Stream``). The route that serves it is
+``routes.frame_socket``.
 
 Gradio's own webcam streaming sends about 2 frames a second with no capture time, so the page
 runs a small capture script instead (``capture.js``): on each ``requestVideoFrameCallback`` it
@@ -6,38 +8,29 @@ encodes the frame as JPEG and sends one binary message
 
     <float64 captureTime ms (browser clock, NaN if unknown)> <float64 mediaTime s> <uint32 presentedFrames> JPEG
 
-(little-endian) on a WebSocket opened with the session's token. The receiving handler only
+(little-endian) on a WebSocket opened with the session's token. The receiving side only
 decodes and pushes into the pipeline (which never blocks a live source); gaps in
 ``presentedFrames`` count frames the browser showed but did not send. Text messages carry
 control: ``pong`` replies to the server's ``ping`` estimate the browser-server clock offset,
 so capture -> server latency is measured per frame; ``client`` reports the page's own counters.
-Server -> browser: JSON status messages, the annotated frame (landmarks, motion bar, last
-event, drawn by ``overlay.draw_overlay``) as JPEG a dozen times a second, and the motion
-chart's data (``views.motion_payload``) a few times a second.
+Server -> browser: JSON status messages, the annotated frame as JPEG a dozen times a second,
+and the motion chart's data a few times a second (both built by ``views.live_view``).
 """
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
-import logging
 import math
 import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from fastapi import WebSocket
-
     from ..pipeline import Pipeline
-    from .sessions import SessionRegistry
-
-log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("<ddI")
 #: a 640x480 JPEG is ~50 KB; anything this big is not a webcam frame
@@ -126,6 +119,16 @@ def parse_frame(data: bytes, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[FrameH
     capture_ms, media_s, presented = HEADER.unpack_from(data)
     header = FrameHeader(capture_ms, media_s, presented) if math.isfinite(media_s) else None
     return header, decode_bounded(memoryview(data)[HEADER.size:], max_pixels)
+
+
+def socket_fps(text: str | None, default: float = 30.0) -> float:
+    """The frame rate a socket asks for (``?fps=``); ``default`` for anything outside
+    1..``MAX_SOCKET_FPS``, since the session's ring is sized from it."""
+    try:
+        fps = float(text) if text is not None else default
+    except ValueError:
+        return default
+    return fps if math.isfinite(fps) and 1 <= fps <= MAX_SOCKET_FPS else default
 
 
 def encode_frame(image: np.ndarray, capture_ms: float, media_s: float, presented: int, quality: int = 85) -> bytes:
@@ -231,13 +234,14 @@ class Stream:
         #: added to the browser's media time so pipeline time never goes back across restarts
         self.t_base = t_base
         self.superseded = False
-        self._on_end = None     # set by the socket handler: closes the socket from any thread
+        #: set by the route that serves this stream: closes its socket, callable from any thread
+        self.on_end: Callable[[], None] | None = None
 
     def end(self) -> None:
         """Stop this stream from outside the socket (camera restarted, session closed)."""
         self.superseded = True
-        if self._on_end is not None:
-            self._on_end()
+        if self.on_end is not None:
+            self.on_end()
 
     def on_frame(self, data: bytes) -> bool:
         """Decode and enqueue; nothing else happens on the receiving path."""
@@ -273,100 +277,3 @@ class Stream:
     def stream_time(self, t: float) -> float:
         """Pipeline time -> seconds since this camera track started (what the page shows)."""
         return t - self.t_base
-
-
-# ---------------------------------------------------------------------------- the route
-async def frame_socket(ws: "WebSocket", registry: "SessionRegistry") -> None:
-    """``/rtme/ws?token=...&fps=...``: one live run of the token's session per connection."""
-    from starlette.websockets import WebSocketDisconnect
-
-    if not same_origin(ws.headers.get("origin"), ws.headers.get("host")):
-        await ws.close(CLOSE_FORBIDDEN_ORIGIN, "frames are accepted only from this server's own page")
-        return
-    await ws.accept()
-    session = registry.get(ws.query_params.get("token", ""))
-    if session is None:
-        await ws.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session: reload the page")
-        return
-    try:
-        fps = float(ws.query_params.get("fps", "30"))
-    except ValueError:
-        fps = 30.0
-    fps = fps if math.isfinite(fps) and 1 <= fps <= MAX_SOCKET_FPS else 30.0
-    await ws.send_json({"type": "status", "message": "loading the face tracker and model..."})
-    try:
-        stream = await asyncio.to_thread(session.start_stream, fps)
-    except Exception as e:  # noqa: BLE001 - reported to the page, the server keeps running
-        log.exception("cannot start the live pipeline")
-        await ws.close(CLOSE_FAILED, f"cannot start the pipeline: {e}"[:120])
-        return
-    await ws.send_json({"type": "ready", "fps": fps, "note": session.note})
-    loop = asyncio.get_running_loop()
-    ended = asyncio.Event()
-    stream._on_end = lambda: loop.call_soon_threadsafe(ended.set)
-    tasks = [asyncio.create_task(_send_views(ws, session, stream)), asyncio.create_task(_ping(ws)),
-             asyncio.create_task(_close_when_ended(ws, session, ended))]
-    try:
-        while not stream.superseded:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                break
-            if msg.get("bytes") is not None:
-                stream.on_frame(msg["bytes"])
-            elif msg.get("text") is not None:
-                stream.on_control(msg["text"])
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the browser left, or the socket was closed by _close_when_ended
-    finally:
-        stream._on_end = None
-        for t in tasks:
-            t.cancel()
-        await asyncio.to_thread(session.stop_stream, stream)
-        try:
-            await ws.close(1000, "stopped")
-        except Exception:  # noqa: BLE001 - already closed
-            pass
-
-
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """A browser always sends ``Origin`` on a WebSocket: another site's page (cross-site
-    WebSocket hijacking) names its own. Clients that send none are not browsers."""
-    if origin is None:
-        return True
-    from urllib.parse import urlsplit
-
-    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
-
-
-async def _close_when_ended(ws: "WebSocket", session, ended: asyncio.Event) -> None:
-    """Close the socket, saying why, when the stream is ended from elsewhere."""
-    await ended.wait()
-    code, reason = ((CLOSE_UNKNOWN_SESSION, "session closed: reload the page") if session.closed
-                    else (CLOSE_SUPERSEDED, "the camera was started again in this session"))
-    try:
-        await ws.close(code, reason)
-    except Exception:  # noqa: BLE001 - already closed
-        pass
-
-
-async def _ping(ws: "WebSocket") -> None:
-    """A burst of pings to find the clock offset quickly, then one every few seconds."""
-    for k in itertools.count():
-        await ws.send_json({"type": "ping", "s": time.perf_counter() * 1e3})
-        await asyncio.sleep(0.2 if k < 8 else 3.0)
-
-
-async def _send_views(ws: "WebSocket", session, stream: Stream) -> None:
-    """Push the annotated last processed frame (skipped when nothing new was processed) and,
-    a few times a second, the motion chart's data."""
-    cfg = session.config
-    period = 1.0 / max(1.0, cfg.overlay_fps)
-    chart_every = max(1, round(cfg.overlay_fps / max(0.5, cfg.chart_fps)))
-    last_index = None
-    for k in itertools.count():
-        await asyncio.sleep(period)
-        jpeg, last_index, chart = await asyncio.to_thread(session.live_views, stream, last_index, k % chart_every == 0)
-        if jpeg is not None:
-            await ws.send_bytes(jpeg)
-        if chart is not None:
-            await ws.send_json(chart)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..alignment import template
-from .regions import EYE_CORNERS, LID_PAIRS, REGIONS
+from realtime_me.alignment import template
+from realtime_me.spotting.regions import EYE_CORNERS, LID_PAIRS, REGIONS
 
 
 @dataclass

@@ -4,6 +4,12 @@ benchmarks/web.py; needs Debian's ``chromium`` and the ``playwright`` Python pac
 Chromium's fake capture device plays a .y4m file in a loop at the file's frame rate, so a
 generated clip with known micro-expressions (``synth.write_clip``) stands in for a person
 in front of a webcam. Never a downloaded browser build (no ``playwright install``).
+
+Which true MEs the page shows is read from its event log, which gives each ME's apex time
+and duration but not its onset and offset, on a looped, slightly drifting camera clock.
+So this is not the MEGC rule of ``realtime_me.metrics`` (which scores the spotter on
+onset..offset intervals): a page row shows a true ME when its apex time, wrapped into the
+clip, lies within ``tol_s`` of the true apex, in any loop of the clip.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ def chromium_args(y4m: Path) -> list[str]:
 
 def make_camera_clip(folder: Path, seed: int = 11, duration_s: float = 12.0, fps: float = 30.0) -> tuple[Path, dict]:
     """A 640x480 .y4m with labelled MEs for the fake camera, and its ground truth."""
-    from ..synth import SynthConfig, write_clip
+    from realtime_me.synth import SynthConfig, write_clip
 
     out = Path(folder) / f"camera_seed{seed}.y4m"
     truth = write_clip(SynthConfig(seed=seed, fps=fps, duration_s=duration_s, width=640, height=480), out,
@@ -46,8 +52,8 @@ class ServerThread:
     def __init__(self, config) -> None:
         import uvicorn
 
-        from ..serve import bind
-        from . import build_app
+        from realtime_me.serve import bind
+        from realtime_me.web import build_app
 
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
@@ -71,7 +77,6 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(15)
         self.registry.close_all()
-
 
 
 @dataclass
@@ -118,7 +123,7 @@ _READ_TABLE = """async (sel) => {
 
 def read_table(page, selector: str = "#rtme-events") -> list[dict]:
     """An event table's rows as the page shows them (header -> text)."""
-    from .views import EVENT_HEADERS
+    from realtime_me.web.views import EVENT_HEADERS
 
     return [dict(zip(EVENT_HEADERS, cells)) for cells in page.evaluate(_READ_TABLE, selector)
             if len(cells) >= len(EVENT_HEADERS) and cells[0]]
@@ -192,32 +197,32 @@ def run_live(server: ServerThread, y4m: Path, seconds: float, screenshot: Path |
                    errors=errors, other_page=other_view)
 
 
-def match_truth(page_events: list[dict], truth: dict, tol_s: float = 0.3) -> tuple[list[dict], list[dict]]:
-    """Which of the clip's micro-expressions the page's event log shows.
-
-    The fake camera loops the clip from its first frame when the track starts, and the page's
-    times are seconds since the track started, so a time maps to ``t mod clip length`` in the
-    clip (the fake device drifts by a couple of frames at most over a minute; ``tol_s`` covers it).
-    Returns (found, missed) truth events; found ones carry the matching page row."""
+def _clip_micro_rows(page_events: list[dict], truth: dict) -> tuple[float, list[tuple[float, dict]]]:
+    """(clip length in s, [(time in the clip, row)] of the page's micro rows). The fake camera loops
+    the clip from its first frame when the track starts and the page's times are seconds since the
+    track started, so a time maps to ``t mod clip length`` in the clip."""
     period = truth["n_frames"] / truth["fps"]
-    spotted = [(float(e["time (s)"]) % period, e) for e in page_events if e["kind"] == "micro"]
+    return period, [(float(e["time (s)"]) % period, e) for e in page_events if e["kind"] == "micro"]
+
+
+def _near(a: float, b: float, period: float, tol_s: float) -> bool:
+    """Within ``tol_s`` on the looped clock (the fake device drifts by a couple of frames at most a minute)."""
+    return min(abs(a - b), period - abs(a - b)) <= tol_s
+
+
+def match_truth(page_events: list[dict], truth: dict, tol_s: float = 0.3) -> tuple[list[dict], list[dict]]:
+    """Which of the clip's micro-expressions the page's event log shows: (found, missed) truth
+    events; found ones carry the matching page row."""
+    period, spotted = _clip_micro_rows(page_events, truth)
     found, missed = [], []
     for t in (e for e in truth["events"] if e["kind"] == "micro"):
-        hit = next((row for ct, row in spotted if min(abs(ct - t["apex_s"]), period - abs(ct - t["apex_s"])) <= tol_s),
-                   None)
+        hit = next((row for ct, row in spotted if _near(ct, t["apex_s"], period, tol_s)), None)
         (found if hit else missed).append({**t, "page": hit} if hit else t)
     return found, missed
 
 
 def false_alarms(page_events: list[dict], truth: dict, tol_s: float = 0.3) -> list[dict]:
     """Page ME rows near no true ME (the clip's blinks and macro-expressions are distractors)."""
-    period = truth["n_frames"] / truth["fps"]
+    period, spotted = _clip_micro_rows(page_events, truth)
     apexes = [e["apex_s"] for e in truth["events"] if e["kind"] == "micro"]
-    out = []
-    for row in (e for e in page_events if e["kind"] == "micro"):
-        ct = float(row["time (s)"]) % period
-        if not any(min(abs(ct - a), period - abs(ct - a)) <= tol_s for a in apexes):
-            out.append(row)
-    return out
-
-
+    return [row for ct, row in spotted if not any(_near(ct, a, period, tol_s) for a in apexes)]
