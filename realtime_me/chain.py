@@ -32,7 +32,6 @@ class ChainConfig:
     """Settings of every stage; the defaults are the product's."""
 
     mesh_every_s: float = 0.03        # face mesh at most this often, its points carried between (0: every frame)
-    static_images: bool = False       # unrelated stills: the mesh detects afresh on each
     align_size: int = 224
     flow: "FlowConfig | None" = None  # flow-points settings; None: FlowConfig()
     spot: bool = True                 # False: stop at the flow points (tracks spotted later, e.g. cached)
@@ -108,7 +107,7 @@ class FaceChain:
 
     def __init__(self, config: ChainConfig | None = None) -> None:
         self.config = config or ChainConfig()
-        self.tracker = FaceTracker(static_images=self.config.static_images, mesh_every_s=self.config.mesh_every_s)
+        self.tracker = FaceTracker(mesh_every_s=self.config.mesh_every_s)
         self.aligner = Aligner(self.config.align_size)
         self.fps = 0.0
         self.stats: "Stats | None" = None

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Iterator
 
 from .datasets import Sample, read_samples
-from .describe import to_json
 from .errors import UserError
 from .sources import Source, SourceInfo
 from .types import Event, Frame
@@ -142,7 +141,7 @@ def evaluate(folder: Path, weights: str | None = None, backend: str = "auto", pr
                "onset": s.onset, "apex": s.apex, "offset": s.offset}
         for name, h in (("as_it_comes", 0), ("embedded", hold)):
             live = run_live(s, h, weights, backend)
-            row[name] = {**to_json(live), "emotion_correct": live.emotion is not None and live.emotion == s.label,
+            row[name] = {**live.to_dict(), "emotion_correct": live.emotion is not None and live.emotion == s.label,
                          "aus_recalled": sorted(_au_numbers(live.aus) & set(coded_aus))}
         for name, own in (("recognise_own_apex", True), ("recognise_coded_apex", False)):
             r = recognise(s, classifier, own_apex=own, progress=False).to_dict()

@@ -72,6 +72,7 @@ def test_wheel_ships_the_default_model_and_the_demo_finds_it(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "realtime_me").rglob("*.py") if "__pycache__" not in p.parts}
     assert modules - names == set()
+    assert not {n for n in names if n.split("/")[0] in ("testkit", "tests", "benchmarks")}   # support code stays out
     for folder in (ROOT / "models").iterdir():
         for f in ("model.json", "model.safetensors"):
             member = f"realtime_me/_models/{folder.name}/{f}"

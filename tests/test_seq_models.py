@@ -20,7 +20,7 @@ from realtime_me import weights as weights_mod
 from realtime_me.cli import main as cli
 from realtime_me.errors import UserError
 from realtime_me.models import create_model, make_config
-from realtime_me.sequences import (DISP_SCALE, N_FRAMES, N_POINTS, dynamic_image, fdp_frames, frame_positions,
+from realtime_me.sequences import (DISP_SCALE, N_FRAMES, N_POINTS, dynamic_image, frame_positions,
                                    load_samples, point_cloud, save_samples, synthetic_samples)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,10 +6,11 @@ One call of ``step`` per frame:
 2. smooth: the centre shape over 2h+1 frames, the comparison shapes over w frames;
 3. eye aperture of the newest smoothed frame: shut eyes mark nearby centres as
    blink-affected (the tracker's whole mesh deforms when the lids close);
-4. at the centre frame c (which trails the newest frame by k + w - 1), each region's
-   two-sided difference ``b_r(c) = min(D_r(c, before), D_r(c, after))`` with ``D_r``
-   the RMS displacement of its points and before/after the mean shapes of the w frames
-   ending at c-k / starting at c+k. A movement that leaves and returns within k stands
+4. at the centre frame c (which trails the newest frame by ka + max(w - 1, h)), each
+   region's two-sided difference ``b_r(c) = min(D_r(c, before), D_r(c, after))`` with
+   ``D_r`` the RMS displacement of its points and before/after the mean shapes of the w
+   frames ending at c-k / starting at c+ka (ka <= k: the after side is the look-ahead,
+   so the lag). A movement that leaves and returns within k stands
    out fully at its apex; slow drift and the ramps of a long movement score low on one
    side. In thresholds: ``u_r = (b_r - median_r) / (gain x (quantile_r - median_r))``
    from a window of recent quiet samples, so 1.0 means "at threshold" in every region;
@@ -28,7 +29,7 @@ from numba import njit
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
     CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
-    CI_K, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
+    CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
     CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
     O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
     SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
@@ -294,6 +295,20 @@ def clean_before(cfg, st, q, js):
 
 
 @njit(cache=True)
+def remark_blinks(cfg, st, lo, c_end, js):
+    """Mark the centres lo..c_end blink-affected again, now that the eyes are known up to
+    js: with a short look-ahead a centre went by when only the start of a blink was seen."""
+    sig = st.sig
+    L, n_near, h = sig.shape[0], cfg.i[CI_NEAR], cfg.i[CI_H]
+    first = max(h, js + h - L + 1)
+    for q in range(lo, c_end + 1):
+        for x in range(max(first, q - n_near), min(js, q + n_near) + 1):
+            if sig[x % L, SIG_CLOSED] > 0.0:
+                sig[q % L, SIG_NEAR] = 1.0
+                break
+
+
+@njit(cache=True)
 def candidate_apex(st, start, c_end):
     """Highest region value (thresholds) over the candidate's centres start..c_end and
     its centre, blink-affected centres left out; notes whether it touched any."""
@@ -397,6 +412,7 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
     st_i = st.st_i
     start = st_i[SI_START]
     lo = max(max(start - k, js + h - L + 1), max(k + w - 1, h))
+    remark_blinks(cfg, st, lo, c_end, js)
     peak, apex = candidate_apex(st, start, c_end)
     if peak < 1.0:
         st_i[SI_STATE] = IDLE
@@ -425,6 +441,12 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
             st_i[SI_BELOW] = 0
             return ST_NONE
         return emit(q, index, t, False, tb, cfg, st)
+    if (not final and c_end - start < cfg.i[CI_MAX_ACTIVE]
+            and st.meta[js % L, 1] - st.st_f[SF_ONSET_T] <= cfg.f[CF_MAX_MICRO_S]):
+        # not back by the newest frame, but it can still end as a micro-expression: decide
+        # on a later frame (the look-ahead behind the centre can be shorter than its fall)
+        st_i[SI_STATE] = ACTIVE
+        return ST_NONE
     if e_pk < cfg.f[CF_MACRO_MIN]:
         # too faint to follow through the tracker's drift: the two-sided profile's extent
         set_onset(st, on)
@@ -642,14 +664,15 @@ def step(points, index, t, *arrays):
     elif st_i[SI_STATE] == SETTLE:
         settle(js, tb, cfg, st)
     # ---- the centre frame: smoothed shape against the w-frame means ending k frames
-    # before it and starting k frames after it
-    c = j - k - max(w - 1, h)
+    # before it and starting ka <= k frames after it (the look-ahead, so the lag)
+    ka = cfg_i[CI_KA]
+    c = j - ka - max(w - 1, h)
     if c - k - w + 1 < 0 or c < h:
         return status
     near, near_noise = blink_near(sig, c, js, cfg_i)
     sig[c % L, SIG_NEAR] = 1.0 if near else 0.0
     ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
-    v, v_side = centre_values(smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L], ready, tb.region_pts,
+    v, v_side = centre_values(smo[c % L], avg[(c - k) % L], avg[(c + ka + w - 1) % L], ready, tb.region_pts,
                               tb.region_ptr, st.stats, cfg_f, sig[c % L], st.bvals, sample)
     sample[SA_INDEX] = meta[c % L, 0]
     sample[SA_T] = meta[c % L, 1]

@@ -81,7 +81,8 @@ CI_NB_EVERY = 8     # a noise sample every this many quiet centres (~30 per seco
 CI_NB_MIN = 9       # noise samples needed before detecting
 CI_NEAR_NOISE = 10  # centres this close to shut eyes are no noise samples
 CI_STILL = 11       # a followed movement is still when its score varied < 1 threshold over this many frames
-N_CI = 12
+CI_KA = 12          # look-ahead of the after side: its mean starts this many frames after the centre (<= k)
+N_CI = 13
 
 # ---- cfg_f: float settings ----------------------------------------------------
 CF_GAIN = 0         # threshold = noise median + gain x (noise quantile - median)

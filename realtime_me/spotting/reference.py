@@ -11,7 +11,7 @@ import numpy as np
 from .layout import (
     ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
     CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
-    CI_K, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
+    CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
     CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
     O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
     SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
@@ -173,6 +173,11 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
     st_i, sig = st.st_i, st.sig
     start = int(st_i[SI_START])
     lo = max(start - k, js + h - L + 1, k + w - 1, h)
+    n_near, first = int(cfg.i[CI_NEAR]), max(h, js + h - L + 1)
+    for q in range(lo, c_end + 1):             # blink-affected again, the eyes known up to js
+        a, b = max(first, q - n_near), min(js, q + n_near)
+        if a <= b and sig[_slots(a, b, L), SIG_CLOSED].any():
+            sig[q % L, SIG_NEAR] = 1.0
     frames = np.arange(lo, c_end + 1)
     rows = sig[frames % L]
     u, near = rows[:, R:2 * R], rows[:, SIG_NEAR] > 0
@@ -225,6 +230,9 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
             st_i[SI_BELOW] = 0
             return ST_NONE
         return emit(int(later[q]), index, t, False, tb, cfg, st)
+    if not final and c_end - start < cfg.i[CI_MAX_ACTIVE] and not len(back) and not len(late):
+        st_i[SI_STATE] = ACTIVE                 # not back yet, may still end as a micro-expression: wait
+        return ST_NONE
     if float(e[i]) < cfg.f[CF_MACRO_MIN]:
         set_onset(st, on)
         return emit(off, index, t, False, tb, cfg, st)
@@ -374,13 +382,14 @@ def step(points, index, t, *arrays):
         status = track(js, index, t, tb, cfg, st)
     elif st_i[SI_STATE] == SETTLE:
         settle(js, tb, cfg, st)
-    c = j - k - max(w - 1, h)
+    ka = int(cfg_i[CI_KA])                # the after side looks ahead ka <= k (the lag)
+    c = j - ka - max(w - 1, h)
     if c - k - w + 1 < 0 or c < h:
         return status
     near, near_noise = blink_near(sig, c, js, cfg_i)
     sig[c % L, SIG_NEAR] = float(near)
     ready = st_i[SI_NB] >= cfg_i[CI_NB_MIN]
-    v, v_side = centre_values(smo[c % L], avg[(c - k) % L], avg[(c + k + w - 1) % L], ready, tb.region_pts,
+    v, v_side = centre_values(smo[c % L], avg[(c - k) % L], avg[(c + ka + w - 1) % L], ready, tb.region_pts,
                               tb.region_ptr, st.stats, cfg_f, sig[c % L], st.bvals, sample)
     sample[SA_INDEX], sample[SA_T] = meta[c % L]
     sample[SA_VALID] = 1.0

@@ -12,10 +12,11 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
    in inter-ocular distances (IOD), so face size and head pose drift drop out.
 2. Per region (brows, glabella, lids, nose, lip corners, lips, chin), the two-sided
    difference at the centre frame c: the smoothed shape at c against the mean shapes
-   of ``side_s`` seconds ending ``k_s`` before it and starting ``k_s`` after it,
-   keeping the smaller of the two RMS displacements. fps-aware (k = 9 frames at
-   30 fps, 60 at 200 fps); near zero for drift and for the ramps of long movements,
-   the displacement itself at the apex of a short one.
+   of ``side_s`` seconds ending ``k_s`` before it and starting ``after_s`` after it,
+   keeping the smaller of the two RMS displacements. fps-aware (k = 6 frames at
+   30 fps, 40 at 200 fps); near zero for drift and for the ramps of long movements,
+   the displacement itself at the apex of a short one. The after side is the only
+   look-ahead, so it is the short one: it only has to see the face back.
 3. Thresholds per region: noise median + ``gain`` x (``quantile`` - median) of recent
    quiet samples (order statistics, so a slipped-in blink barely moves them). 1.0
    means "at threshold" in every region; a frame's value is the max over regions.
@@ -43,8 +44,13 @@ Sensitivity is the one knob meant for users: thresholds are divided by it
 (2.0 finds movements half as large, with more false alarms; 0.5 the reverse).
 
 ``MotionSample``s describe the centre frame, which trails the newest frame by
-``k + max(w - 1, h)`` frames (the detector needs that much future); a window is
-confirmed once its offset is seen, so ``confirmed_t - apex_t`` is the spotting delay.
+``ka + max(w - 1, h)`` frames (``after_s`` + ``side_s``: the detector needs that much
+future); a window is confirmed once its offset is seen, so ``confirmed_t - apex_t`` is
+the spotting delay: the movement's own apex -> offset time plus that lag. A candidate
+the centre has left but whose displacement is not back by the newest frame waits (while
+it can still be a micro-expression), and blink-affected centres are marked again with
+the eyes known up to the newest frame, so the short lag loses neither late offsets nor
+late blinks.
 """
 from __future__ import annotations
 
@@ -69,9 +75,10 @@ class SpotterConfig:
     Tuned on synthetic clips of seeds outside the evaluation range (``spot-eval --seeds tune``).
     """
 
-    k_s: float = 0.3               # half-span of the two-sided difference
+    k_s: float = 0.2               # the before side's mean ends this long before the centre
     smooth_s: float = 0.04         # half width of the box filter on the centre frame
-    side_s: float = 0.2            # the shapes it is compared with: means over this long
+    side_s: float = 0.1            # the shapes it is compared with: means over this long
+    after_s: float = 0.1           # the after side's mean starts this long after the centre (<= k_s; sets the lag)
     gain: float = 5.0              # threshold = noise median + gain x (noise quantile - median)
     quantile: float = 0.75         # ... that quantile of the recent quiet samples of each region
     floor: float = 0.002           # smallest threshold excess (IOD): clean input never fires
@@ -107,7 +114,8 @@ class SpotterConfig:
             return max(lo, int(round(s * fps)))
         every = max(1, int(round(fps / self.noise_rate)))
         n_buf = max(8, int(round(self.noise_window_s * fps / every)))
-        return {"k": n(self.k_s, 2), "h": n(self.smooth_s), "w": n(self.side_s, 1), "gap": n(self.gap_s, 1),
+        return {"k": n(self.k_s, 2), "ka": min(n(self.after_s, 1), n(self.k_s, 2)), "h": n(self.smooth_s),
+                "w": n(self.side_s, 1), "gap": n(self.gap_s, 1),
                 "max_active": n(self.max_active_s, 2), "max_track": n(self.max_track_s, 2),
                 "max_settle": n(self.max_settle_s, 1), "near": n(self.blink_near_s),
                 "near_noise": n(self.noise_near_s), "still": n(self.still_s, 2), "nb_every": every, "nb": n_buf,
@@ -145,9 +153,9 @@ def _kernel_config(c: SpotterConfig, fr: dict[str, int], fps: float, sensitivity
     """The settings in the kernels' slots, at ``fps``."""
     cfg_i = np.zeros(L.N_CI, np.int64)
     cfg_i[[L.CI_K, L.CI_H, L.CI_W, L.CI_GAP, L.CI_MAX_ACTIVE, L.CI_MAX_TRACK, L.CI_MAX_SETTLE, L.CI_NEAR,
-           L.CI_NB_EVERY, L.CI_NB_MIN, L.CI_NEAR_NOISE, L.CI_STILL]] = [
+           L.CI_NB_EVERY, L.CI_NB_MIN, L.CI_NEAR_NOISE, L.CI_STILL, L.CI_KA]] = [
         fr["k"], fr["h"], fr["w"], fr["gap"], fr["max_active"], fr["max_track"], fr["max_settle"], fr["near"],
-        fr["nb_every"], fr["nb_min"], fr["near_noise"], fr["still"]]
+        fr["nb_every"], fr["nb_min"], fr["near_noise"], fr["still"], fr["ka"]]
     cfg_f = np.zeros(L.N_CF, np.float64)
     cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
            L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
@@ -201,7 +209,7 @@ class Spotter:
         self.tabs = L.Tables(*(getattr(rt, f) for f in L.Tables._fields))
         fr = self.config.frames(self.fps)
         self.frames = fr
-        self.lag = fr["k"] + max(fr["w"] - 1, fr["h"])   # MotionSamples (centre frames) trail the newest by this
+        self.lag = fr["ka"] + max(fr["w"] - 1, fr["h"])   # MotionSamples (centre frames) trail the newest by this
         self.ring = fr["max_active"] + 2 * fr["k"] + self.lag + fr["w"] + 2 * fr["h"] + 8
         self.cfg = _kernel_config(self.config, fr, self.fps, self.sensitivity)
         self.gains = np.where(rt.eye_mask == 1, self.config.eye_gain, 1.0).astype(np.float64)
