@@ -36,7 +36,6 @@ class ChainConfig:
     flow: "FlowConfig | None" = None  # flow-points settings; None: FlowConfig()
     spot: bool = True                 # False: stop at the flow points (tracks spotted later, e.g. cached)
     sensitivity: float | None = None  # the spotter's one knob; None: its default
-    spotter: dict = field(default_factory=dict)   # SpotterConfig overrides (spot-eval --set)
 
 
 @dataclass(slots=True)
@@ -129,11 +128,8 @@ class FaceChain:
     def _make_spotter(self, sensitivity: float | None) -> "Spotter":
         from .spotting import Spotter
 
-        kwargs = dict(self.config.spotter)
         sensitivity = self.config.sensitivity if sensitivity is None else sensitivity
-        if sensitivity is not None:
-            kwargs["sensitivity"] = sensitivity
-        spotter = Spotter(fps=self.fps, **kwargs)
+        spotter = Spotter(fps=self.fps, **({} if sensitivity is None else {"sensitivity": sensitivity}))
         spotter.warmup()  # numba compiles now, not on the first live frame
         return spotter
 

@@ -2,7 +2,7 @@
 object, the web page's table and CSV), so they never disagree."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 from .explain import explain
 from .types import Event, Window
@@ -11,18 +11,21 @@ from .types import Event, Window
 NON_CUES = frozenset({"eye_aperture"})
 
 
-def moved(w: Window) -> list[str]:
-    """Regions that make up the movement, strongest first: within the spotter's
-    ``dom_frac`` of the strongest, the rule its onset and offset follow."""
+def dominant(motion: Mapping[str, float]) -> list[str]:
+    """Regions that make up a movement, strongest first: within the spotter's ``dom_frac``
+    of the strongest, the rule its onset and offset follow."""
     from .spotting import SpotterConfig
 
-    if not w.regions:
-        return []
-    top = max(w.regions.values())
+    top = max(motion.values(), default=0.0)
     if top <= 0:
         return []
     keep = SpotterConfig().dom_frac * top
-    return [k for k, v in sorted(w.regions.items(), key=lambda kv: -kv[1]) if v >= keep]
+    return [k for k, v in sorted(motion.items(), key=lambda kv: -kv[1]) if v >= keep]
+
+
+def moved(w: Window) -> list[str]:
+    """The window's regions that moved (``dominant``)."""
+    return dominant(w.regions)
 
 
 def cue_names(w: Window, n: int = 3) -> list[str]:

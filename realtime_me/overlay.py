@@ -15,8 +15,9 @@ EMOTION_COLOURS = {"negative": (60, 60, 230), "positive": (60, 200, 60), "surpri
 
 
 def draw_overlay(image: np.ndarray, landmarks: FaceLandmarks | None, motion: float | None = None,
-                 threshold: float | None = None, event: Event | None = None, fps: float | None = None) -> np.ndarray:
-    """A copy of ``image`` with the face mesh points, the live motion bar and the last event."""
+                 event: Event | None = None, fps: float | None = None) -> np.ndarray:
+    """A copy of ``image`` with the face mesh points, the live motion bar (``motion`` in
+    thresholds: the spotter's 1.0 at half the bar) and the last event."""
     out = image.copy()
     if landmarks is not None:
         for x, y in landmarks.points[:, :2].astype(np.int32):
@@ -24,8 +25,8 @@ def draw_overlay(image: np.ndarray, landmarks: FaceLandmarks | None, motion: flo
     else:
         cv2.putText(out, "no face", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 255), 2, cv2.LINE_AA)
     h, w = out.shape[:2]
-    if motion is not None and threshold:
-        frac = min(1.0, motion / (2 * threshold))
+    if motion is not None:
+        frac = min(1.0, motion / 2)
         cv2.rectangle(out, (10, h - 20), (10 + int(200 * frac), h - 10), (0, 200, 255), -1)
         cv2.line(out, (110, h - 24), (110, h - 6), (255, 255, 255), 1)  # threshold at half the bar
     if event is not None:
@@ -42,4 +43,4 @@ def draw_snapshot(snap: "Snapshot", fps: float | None = None) -> np.ndarray:
     motion value (in thresholds) and its last event."""
     value = float(snap.value[-1]) if len(snap.value) else None
     last = snap.events[-1] if snap.events else None
-    return draw_overlay(snap.frame.image, snap.landmarks, value, 1.0, last, fps)
+    return draw_overlay(snap.frame.image, snap.landmarks, value, last, fps)

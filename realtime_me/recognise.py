@@ -318,13 +318,12 @@ def find_apex(points: np.ndarray, fps: float, ref: int = 0, lo: int | None = Non
 def moved_regions(fit: ApexFit, at: int) -> list[str]:
     """Regions that make up the movement at clip index ``at``, strongest first: within the
     spotter's ``dom_frac`` of the strongest (gain-weighted) region."""
-    from .spotting import SpotterConfig
+    from .describe import dominant
 
     d = fit.regions[at] / fit.gains
-    if not np.isfinite(d).all() or d.max() <= 0:
+    if not np.isfinite(d).all():
         return []
-    keep = d >= SpotterConfig().dom_frac * d.max()
-    return [fit.region_names[i] for i in np.argsort(-d) if keep[i]]
+    return dominant(dict(zip(fit.region_names, d.tolist())))
 
 
 def window_motion(fit: ApexFit, at: int) -> tuple[dict[str, float], dict[str, float]]:

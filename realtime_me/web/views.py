@@ -142,8 +142,8 @@ def state_html(snap: "Snapshot", streaming: bool, time_of: Callable[[float], flo
             emo = e.emotion or "unclassified"
             label = f"ME: {emo}" + (f" {e.confidence:.0%}" if e.emotion else "")
             colour = EMOTION_COLOURS.get(emo, "#f59e0b")
-            detail = f"at {time_of(e.window.apex_t):.2f} s, {e.window.duration * 1e3:.0f} ms" + (
-                f", {describe.au_text(e)}" if describe.au_text(e) else "")
+            aus = describe.au_text(e)
+            detail = f"at {time_of(e.window.apex_t):.2f} s, {e.window.duration * 1e3:.0f} ms" + (f", {aus}" if aus else "")
     return (f'<div class="rtme-state" data-state="{html.escape(label)}" style="border-color:{colour};color:{colour}">'
             f'<span class="rtme-state-label">{html.escape(label)}</span>'
             f'<span class="rtme-state-detail">{html.escape(detail)}</span></div>')
