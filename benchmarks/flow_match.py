@@ -81,7 +81,7 @@ def clip_faces(folder: Path, apex: int | None, fps: float) -> tuple[AlignedFace,
     tr = track(frames, fps, total=len(paths), progress=False)
     source = "coded"
     if apex is None:
-        apex, source = find_apex(tr.points, fps).apex, "recognise.find_apex (SMIC codes none)"
+        apex, source = find_apex(tr.points, fps, apertures=tr.apertures).apex, "recognise.find_apex (SMIC codes none)"
     onset_face, apex_face = tr.faces[0], tr.faces[apex]
     if onset_face is None or apex_face is None:
         raise SystemExit(f"{folder.name}: no face in the onset or apex frame")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime_me.spotting import Spotter
-from realtime_me.types import FaceLandmarks
+from realtime_me.types import CropPoints
 from testkit.tracks import TrackBuilder
 
 OUT = Path(__file__).resolve().parent / "results" / "spotting_kernels.json"
@@ -51,7 +51,7 @@ def time_update(sp: Spotter, points: np.ndarray) -> tuple[np.ndarray, list]:
     windows = []
     clock = time.perf_counter
     for i, p in enumerate(points):
-        lm = FaceLandmarks(i, i / sp.fps, p)
+        lm = CropPoints(i, i / sp.fps, p)
         t0 = clock()
         windows += sp.update(lm)[1]
         out[i] = clock() - t0

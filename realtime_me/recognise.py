@@ -206,6 +206,13 @@ class ClipTrack:
     border: int = 0                   # padding added before tracking
 
     @property
+    def apertures(self) -> np.ndarray:
+        """(n,) the face mesh's eye aperture per frame (the spotter's blink cue), NaN without face."""
+        from .spotting.flow import eye_aperture
+
+        return np.array([np.nan if f is None else eye_aperture(f.points) for f in self.faces])
+
+    @property
     def no_face(self) -> list[int]:
         return [int(p) for p, f in zip(self.positions, self.faces) if f is None]
 
@@ -281,17 +288,33 @@ def aligned_shapes(points: np.ndarray, ref: int = 0) -> np.ndarray:
     return out
 
 
-def find_apex(points: np.ndarray, fps: float, ref: int = 0, lo: int | None = None, hi: int | None = None) -> ApexFit:
+def blink_frames(apertures: np.ndarray | None, fps: float, ref: int = 0) -> np.ndarray:
+    """(n,) bool: frames within the spotter's ``blink_near_s`` of one where the face mesh's
+    eye aperture is ``mesh_blink_drop`` below the onset's (the spotter's blink rule)."""
+    from .spotting import SpotterConfig
+
+    if apertures is None or not np.isfinite(apertures[ref]):
+        return np.zeros(0 if apertures is None else len(apertures), bool)
+    cfg = SpotterConfig()
+    shut = np.flatnonzero(apertures < (1.0 - cfg.mesh_blink_drop) * apertures[ref])
+    near, idx = cfg.frames(fps)["near"], np.arange(len(apertures))
+    return (np.abs(idx[:, None] - shut[None, :]) <= near).any(axis=1) if len(shut) else np.zeros(len(idx), bool)
+
+
+def find_apex(points: np.ndarray, fps: float, ref: int = 0, lo: int | None = None, hi: int | None = None,
+              apertures: np.ndarray | None = None) -> ApexFit:
     """Apex of a pre-segmented clip: the frame in ``lo..hi`` (default: after ``ref`` to the
     end) of largest head-motion-compensated displacement from frame ``ref``.
 
     ``points``: (n, 478, 2|3) face-mesh points per frame (flow points in the product), NaN
     rows where no face was found. Per spotter region, the RMS displacement of the
     smoothed aligned shape from the reference shape, in inter-ocular units, divided by the
-    spotter's region gain; the score is its mean over regions."""
+    spotter's region gain; the score is its mean over regions. Near a blink (``apertures``:
+    the face mesh's eye aperture per frame, ``blink_frames``) it is the mean over the
+    regions a blink does not move, as in the spotter: a blink is not the ME's apex."""
     from .spotting import SpotterConfig
     from .spotting.reference import region_rms_all
-    from .spotting.regions import REGION_NAMES, tables
+    from .spotting.regions import BLINK_REGIONS, REGION_NAMES, tables
 
     cfg, tb = SpotterConfig(), tables()
     shapes = aligned_shapes(points, ref)
@@ -304,6 +327,10 @@ def find_apex(points: np.ndarray, fps: float, ref: int = 0, lo: int | None = Non
             regions[i] = region_rms_all(smooth[i], base, tb.region_ptr, tb.region_pts)
     gains = np.where(tb.eye_mask == 1, cfg.eye_gain, 1.0)
     score = (regions / gains).mean(axis=1)
+    blink = blink_frames(apertures, fps, ref)
+    if blink.any():
+        still = [i for i, name in enumerate(REGION_NAMES) if name not in BLINK_REGIONS]
+        score[blink] = (regions[blink][:, still] / gains[still]).mean(axis=1)
     lo = ref + 1 if lo is None else lo
     hi = n - 1 if hi is None else hi
     window = np.full(n, -np.inf)
@@ -427,7 +454,7 @@ def locate(sample: Sample, frames: SampleFrames | None = None, own_apex: bool = 
     notes = []
     if ref > 0:
         notes.append(f"no face at the onset {int(pos[0])}: frame {int(pos[ref])}, the first with a face, is the onset")
-    fit = find_apex(clip.points, fps, ref=ref)
+    fit = find_apex(clip.points, fps, ref=ref, apertures=clip.apertures)
     at, apex_from = fit.apex, "motion"
     if coded is not None and not own_apex:
         at, apex_from = int(coded - pos[0]), "coded"

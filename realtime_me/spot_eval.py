@@ -88,12 +88,14 @@ def real_faces(composite: Path, n: int = 24) -> tuple[str, ...]:
 
 @dataclass
 class Track:
-    """What the spotter sees of one clip (``track_frames``): (n, 478, 3) float32, NaN rows without a face."""
+    """What the spotter sees of one clip (``track_frames``): flow points (n, 478, 3) float32,
+    NaN rows without a face, and the face mesh's eye aperture (n,) per frame."""
 
     name: str
     fps: float
     points: np.ndarray
     truth: dict
+    apertures: np.ndarray | None = None
 
     @property
     def minutes(self) -> float:
@@ -121,23 +123,29 @@ def cache_path(cache_dir: Path, spec: ClipSpec, stamp: str) -> Path:
     return cache_dir / f"{spec.name}_{key}.npz"
 
 
-def track_frames(frames, fps: float, desc: str, total: int | None = None, progress: bool = True) -> np.ndarray:
+def track_frames(frames, fps: float, desc: str, total: int | None = None,
+                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """What the pipeline feeds its spotter, per frame (``FaceChain`` up to the flow
-    points), as (n, 478, 3) float32 with NaN rows where no face was found."""
+    points): (n, 478, 3) float32 points with NaN rows where no face was found, and (n,)
+    eye apertures (``CropPoints.eye_aperture``)."""
     from tqdm import tqdm
 
     from .chain import ChainConfig, FaceChain
 
-    rows = []
+    rows, aps = [], []
     with FaceChain(ChainConfig(spot=False)).start(fps) as chain:
         for frame in tqdm(frames, desc=desc, unit="frame", leave=False, disable=not progress, total=total):
             moved = chain.process(frame).moved
             if moved is None:
                 chain.lost(frame.index, frame.t)
                 rows.append(np.full((478, 3), np.nan, np.float32))
+                aps.append(np.nan)
             else:
                 rows.append(moved.points.points)
-    return np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
+                aps.append(moved.points.eye_aperture)
+    if not rows:
+        return np.zeros((0, 478, 3), np.float32), np.zeros(0, np.float32)
+    return np.stack(rows), np.asarray(aps, np.float32)
 
 
 def track_clip(spec: ClipSpec, cache_dir: Path | None, stamp: str, progress: bool = True) -> Track:
@@ -145,18 +153,19 @@ def track_clip(spec: ClipSpec, cache_dir: Path | None, stamp: str, progress: boo
     path = cache_path(cache_dir, spec, stamp) if cache_dir else None
     if path is not None and path.exists():
         with np.load(path, allow_pickle=False) as z:
-            return Track(spec.name, float(z["fps"]), z["points"], json.loads(str(z["truth"])))
+            return Track(spec.name, float(z["fps"]), z["points"], json.loads(str(z["truth"])), z["apertures"])
     from .synth import SynthClip
     from .types import Frame
 
     clip = SynthClip(spec.config())
     frames = (Frame(i, i / clip.fps, clip.render(i)) for i in range(clip.n_frames))
-    pts = track_frames(frames, clip.fps, f"track {spec.name}", clip.n_frames, progress)
-    track = Track(spec.name, clip.fps, pts, clip.truth)
+    pts, aps = track_frames(frames, clip.fps, f"track {spec.name}", clip.n_frames, progress)
+    track = Track(spec.name, clip.fps, pts, clip.truth, aps)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, points=pts, fps=np.float64(clip.fps), truth=np.array(json.dumps(clip.truth)))
+        np.savez_compressed(tmp, points=pts, apertures=aps, fps=np.float64(clip.fps),
+                            truth=np.array(json.dumps(clip.truth)))
         tmp.replace(path)
     return track
 
@@ -166,9 +175,9 @@ def track_video(path: Path, progress: bool = True) -> Track:
     from .sources import VideoSource
 
     with VideoSource(path, realtime=False) as src:
-        pts = track_frames(src.frames(), src.info.fps, f"track {path.name}", src.info.n_frames, progress)
+        pts, aps = track_frames(src.frames(), src.info.fps, f"track {path.name}", src.info.n_frames, progress)
         fps = src.info.fps
-    return Track(path.name, fps, pts, {"events": []})
+    return Track(path.name, fps, pts, {"events": []}, aps)
 
 
 # ------------------------------------------------------------------ spotting a track
@@ -191,6 +200,7 @@ def spot_track(track: Track, sensitivity: float, overrides: dict, backend: str =
     windows: list[Window] = []
     lost, face = True, 0
     t0 = time.perf_counter()
+    aps = track.apertures if track.apertures is not None else np.full(len(track.points), np.nan)
     for i, p in enumerate(track.points):
         t = i / track.fps
         if np.isnan(p[0, 0]):
@@ -200,7 +210,7 @@ def spot_track(track: Track, sensitivity: float, overrides: dict, backend: str =
             continue
         lost = False
         face += 1
-        windows += stream.update(CropPoints(i, t, p))[1]
+        windows += stream.update(CropPoints(i, t, p, float(aps[i])))[1]
     dt = time.perf_counter() - t0
     n = len(track.points)
     windows += stream.finish(n - 1, (n - 1) / track.fps)

@@ -77,11 +77,14 @@ class AlignedFace:
 class CropPoints:
     """The 478 landmarks in aligned-crop pixels, carried by optical flow from a reference
     crop (``spotting.flow``): what the spotter reads. ``points`` is (478, 3) float32,
-    x, y in crop pixels and z zero (the flow is 2-D)."""
+    x, y in crop pixels and z zero (the flow is 2-D). ``eye_aperture``: the face mesh's
+    own lid gap over eye width on this frame (NaN: unknown), the spotter's blink cue: flow
+    cannot follow lids that close over the eye, the mesh re-measures them."""
 
     index: int
     t: float
     points: np.ndarray
+    eye_aperture: float = float("nan")
 
 
 @dataclass(slots=True)

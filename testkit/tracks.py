@@ -17,11 +17,20 @@ from realtime_me.spotting.regions import EYE_CORNERS, LID_PAIRS, REGIONS
 
 @dataclass
 class Track:
-    """(n, 478, 3) float32 landmarks at ``fps`` plus the movements put into them."""
+    """(n, 478, 3) float32 landmarks at ``fps`` plus the movements put into them, and the
+    face mesh's eye aperture per frame (``CropPoints.eye_aperture``; None: not given)."""
 
     fps: float
     points: np.ndarray
     events: list[dict] = field(default_factory=list)
+    apertures: np.ndarray | None = None
+
+    def crop_points(self, i: int, index0: int = 0):
+        """Frame i as the spotter's input."""
+        from realtime_me.types import CropPoints
+
+        ap = float("nan") if self.apertures is None else float(self.apertures[i])
+        return CropPoints(index0 + i, (index0 + i) / self.fps, self.points[i], ap)
 
     @property
     def n(self) -> int:
@@ -88,6 +97,7 @@ class TrackBuilder:
         self.jitter = jitter_px
         self.events: list[dict] = []
         self._head: np.ndarray | None = None
+        self._open = np.ones(self.n)       # the face mesh's eye aperture, relative to open
 
     def _frame(self, s: float) -> int:
         return int(round(s * self.fps))
@@ -131,12 +141,17 @@ class TrackBuilder:
             d = np.array([dx, dy]) / np.hypot(dx, dy) * amp * self.iod
             self.disp[:, idx, :2] += prof[:, None, None] * d
 
-    def add_blink(self, t_s: float, close_s: float = 0.08, open_s: float = 0.14) -> "TrackBuilder":
-        """Both upper lids drop onto the lower lids (lower lids rise a little)."""
+    def add_blink(self, t_s: float, close_s: float = 0.08, open_s: float = 0.14,
+                  lids_followed: float = 1.0) -> "TrackBuilder":
+        """Both upper lids drop onto the lower lids (lower lids rise a little). The face
+        mesh's aperture closes fully; the flow points' lids follow ``lids_followed`` of it
+        (flow loses lids that close over the eye: 0.2 is what some faces show)."""
         on = self._frame(t_s)
         ap = on + max(1, self._frame(close_s))
         off = ap + max(1, self._frame(open_s))
         prof = raised_cosine(self.n, on, ap, off)
+        self._open *= 1.0 - 0.9 * prof
+        prof = lids_followed * prof
         for eye in ("r", "l"):
             gap = np.mean([self.face[lo, :2] - self.face[up, :2] for up, lo in LID_PAIRS[eye]], axis=0)
             mid_y = self.face[list(EYE_CORNERS[eye]), 1].mean()
@@ -169,4 +184,7 @@ class TrackBuilder:
                 rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
                 pts[i, :, :2] = (pts[i, :, :2] - c) @ rot.T + c + (tx, ty)
                 pts[i, :, 2] *= s
-        return Track(self.fps, pts.astype(np.float32), list(self.events))
+        from realtime_me.spotting.flow import eye_aperture
+
+        apertures = eye_aperture(self.face) * self._open * (1.0 + self.rng.normal(0.0, 0.02, self.n))
+        return Track(self.fps, pts.astype(np.float32), list(self.events), apertures.astype(np.float32))

@@ -23,10 +23,10 @@ def test_spot_eval_tracking_and_spotting_are_the_pipelines():
     live = Pipeline(PipelineConfig(classify=False)).run(src)
     windows = [e.window for e in live.events]
     assert windows, "the demo clip should contain spotted movements"
-    pts = track_frames(DemoSource(seed=5, fps=30.0, duration_s=8.0, realtime=False).frames(), 30.0, "t",
-                       progress=False)
-    assert pts.shape == (src.info.n_frames, 478, 3)
-    run = spot_track(Track("demo", 30.0, pts, src.truth), 1.0, {})
+    pts, aps = track_frames(DemoSource(seed=5, fps=30.0, duration_s=8.0, realtime=False).frames(), 30.0, "t",
+                            progress=False)
+    assert pts.shape == (src.info.n_frames, 478, 3) and aps.shape == (src.info.n_frames,)
+    run = spot_track(Track("demo", 30.0, pts, src.truth, aps), 1.0, {})
     assert [_key(w) for w in run.windows] == [_key(w) for w in windows]
 
 

@@ -32,7 +32,7 @@ def correlations(shared_data):
         paths = [p for p in paths if p.suffix.lower() in (".jpg", ".png", ".bmp")]
         tr = track((Frame(i, i / c["fps"], cv2.imread(str(p))) for i, p in enumerate(paths)), c["fps"],
                    total=len(paths), progress=False)
-        apex = c["apex"] if c["apex"] is not None else find_apex(tr.points, c["fps"]).apex
+        apex = c["apex"] if c["apex"] is not None else find_apex(tr.points, c["fps"], apertures=tr.apertures).apex
         live = make_inputs(tr.faces[0], tr.faces[apex]).flow
         pub = sample_inputs(cv2.imread(str(comp / "apex" / f"{c['sample']}.jpg")),
                             cv2.imread(str(comp / "flow" / f"{c['sample']}.png"))).flow

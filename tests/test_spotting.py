@@ -14,8 +14,8 @@ def spot(track: Track, backend: str = "numba", index0: int = 0, **kw):
     sp = Spotter(track.fps, backend=backend, **kw)
     sp.warmup()
     samples, windows = [], []
-    for i, p in enumerate(track.points):
-        s, w = sp.update(CropPoints(index0 + i, (index0 + i) / track.fps, p))
+    for i in range(track.n):
+        s, w = sp.update(track.crop_points(i, index0))
         samples.append(s)
         windows += w
     windows += sp.face_lost(index0 + track.n, (index0 + track.n) / track.fps)
@@ -70,9 +70,9 @@ def test_numba_kernels_match_numpy_reference_frame_by_frame(fps, make):
     a, b = Spotter(fps, backend="numba"), Spotter(fps, backend="numpy")
     a.warmup()
     wa, wb = [], []
-    for i, p in enumerate(track.points):
-        sa, x = a.update(CropPoints(i, i / fps, p))
-        sb, y = b.update(CropPoints(i, i / fps, p))
+    for i in range(track.n):
+        sa, x = a.update(track.crop_points(i))
+        sb, y = b.update(track.crop_points(i))
         wa += x
         wb += y
         assert (sa.index, sa.t) == (sb.index, sb.t)
@@ -160,8 +160,40 @@ def test_blinks_alone_never_fire():
     sp, samples, windows = spot(track)
     assert micro(windows) == []
     assert max(s.value for s in samples) > 2.0           # the blinks do move the regions ...
-    _, _, unguarded = spot(track, blink_drop=0.99)        # ... and without the lid check they would fire
+    _, _, unguarded = spot(track, blink_drop=0.99, mesh_blink_drop=0.99)  # ... and without the lid
+    assert len(micro(unguarded)) >= 3                                     # checks they would fire
+
+
+def _half_seen_blinks(seed: int = 4) -> Track:
+    """Blinks whose closing lids the flow points barely follow (as on some faces), with
+    the brows' points dipping while the lids close."""
+    b = TrackBuilder(30.0, 20.0, seed=seed)
+    for t in (2.0, 5.5, 9.0, 12.5, 16.0):
+        b.add_blink(t, close_s=0.07, open_s=0.15, lids_followed=0.2)
+        b.add_movement("brow_lower", t + 0.07, 0.2, 0.025)
+    return b.build()
+
+
+def test_blinks_the_flow_lids_miss_are_caught_by_the_face_mesh_aperture():
+    track = _half_seen_blinks()
+    _, _, windows = spot(track)
+    assert micro(windows) == []
+    blind = Track(track.fps, track.points, track.events)          # no mesh aperture given
+    _, _, unguarded = spot(blind)
     assert len(micro(unguarded)) >= 3
+
+
+def test_a_lower_face_movement_during_a_blink_is_still_spotted():
+    """Real MEs come with blinks (a smile that closes the eyes): near a blink the lids and
+    brows are no evidence, but the lower face counts, from a higher threshold."""
+    track = (TrackBuilder(30.0, 10.0, seed=5).add_blink(4.9, 0.07, 0.15)
+             .add_movement("lip_corner_up", 5.0, 0.3, 0.06).build())
+    _, _, windows = spot(track)
+    m = micro(windows)
+    assert len(m) == 1 and iou(m[0], track.events[1]) >= 0.5 and m[0].near_blink
+    brows = (TrackBuilder(30.0, 10.0, seed=5).add_blink(4.9, 0.07, 0.15)
+             .add_movement("brow_raise", 5.0, 0.3, 0.03).build())
+    assert micro(spot(brows)[2]) == []      # what a blink moves is not told apart from it
 
 
 def test_a_movement_right_after_a_blink_still_counts():

@@ -116,4 +116,4 @@ class FlowPoints:
                 self._ref, self._ref_pts, self._since = gray, pts, 0
         out = np.zeros((len(pts), 3), np.float32)
         out[:, :2] = pts
-        return CropPoints(face.index, face.t, out)
+        return CropPoints(face.index, face.t, out, aperture)

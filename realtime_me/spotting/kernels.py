@@ -27,14 +27,14 @@ import numpy as np
 from numba import njit
 
 from .layout import (
-    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
-    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
+    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_BLINK_GAIN, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
+    CF_MESH_BLINK_DROP, CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
     CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
     CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
     O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
-    SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
+    SF_AP_REF, SF_APEX_I, SF_MESH_AP_REF, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
     SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0, SI_SKIP, SI_START, SI_STATE, SIG_AP,
-    SIG_CLOSED, SIG_E, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
+    SIG_CLOSED, SIG_E, SIG_MESH_AP, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
 )
 
 _unpack = njit(cache=True)(unpack)
@@ -308,47 +308,64 @@ def remark_blinks(cfg, st, lo, c_end, js):
                 break
 
 
+@njit(cache=True, inline="always")
+def region_value(sig, q, R, r, blink_mask, gain):
+    """u_r (thresholds) at centre q; at a blink-affected centre the regions a blink moves
+    are no evidence (-inf) and the others count from ``gain`` thresholds on."""
+    u = sig[q, R + r]
+    if sig[q, SIG_NEAR] > 0.0:
+        return -np.inf if blink_mask[r] > 0 else u / gain
+    return u
+
+
 @njit(cache=True)
-def candidate_apex(st, start, c_end):
+def centre_value(sig, q, R, blink_mask, gain):
+    """Max of ``region_value`` over the regions at centre q."""
+    v = -np.inf
+    for r in range(R):
+        v = max(v, region_value(sig, q, R, r, blink_mask, gain))
+    return v
+
+
+@njit(cache=True)
+def candidate_apex(tb, cfg, st, start, c_end):
     """Highest region value (thresholds) over the candidate's centres start..c_end and
-    its centre, blink-affected centres left out; notes whether it touched any."""
+    its centre (``region_value``: blink-affected centres count without the lids and brows);
+    notes whether it touched any blink-affected centre."""
     sig = st.sig
-    L, R = sig.shape[0], st.stats.shape[0]
+    L, R, gain = sig.shape[0], st.stats.shape[0], cfg.f[CF_BLINK_GAIN]
     blink = False
     for q in range(start, c_end + 1):
         blink = blink or sig[q % L, SIG_NEAR] > 0.0
     st.st_i[SI_BLINK] = 1 if blink else 0
     peak, apex = -1e300, start
     for q in range(start, c_end + 1):
-        if sig[q % L, SIG_NEAR] > 0.0:
-            continue
         for r in range(R):
-            if sig[q % L, R + r] > peak:
-                peak, apex = sig[q % L, R + r], q
+            u = region_value(sig, q % L, R, r, tb.blink_mask, gain)
+            if u > peak:
+                peak, apex = u, q
     st.st_f[SF_PEAKV] = peak
     return peak, apex
 
 
 @njit(cache=True)
-def dominant_profile(cfg, st, lo, c_end, apex, peak):
+def dominant_profile(tb, cfg, st, lo, c_end, apex, peak):
     """Weight the regions within CF_DOM of the peak at the apex; their mean value over
-    lo..c_end (thresholds; blink-affected centres end it) goes to the SIG_E column.
+    lo..c_end (thresholds, ``region_value``: a blink-affected centre ends it where a
+    dominant region is one a blink moves) goes to the SIG_E column.
     Returns the profile's extent above CF_LEVEL of its apex (drift-proof: two-sided)."""
     sig, wts = st.sig, st.wts
-    L, R = sig.shape[0], wts.shape[0]
+    L, R, gain = sig.shape[0], wts.shape[0], cfg.f[CF_BLINK_GAIN]
     dom, wsum = cfg.f[CF_DOM] * peak, 0.0
     for r in range(R):
-        wts[r] = 1.0 if sig[apex % L, R + r] >= dom else 0.0
+        wts[r] = 1.0 if region_value(sig, apex % L, R, r, tb.blink_mask, gain) >= dom else 0.0
         wsum += wts[r]
     for q in range(lo, c_end + 1):
-        p = -1e300
-        if sig[q % L, SIG_NEAR] == 0.0:
-            p = 0.0
-            for r in range(R):
-                if wts[r] > 0.0:
-                    p += wts[r] * sig[q % L, R + r]
-            p /= wsum
-        sig[q % L, SIG_E] = p
+        p = 0.0
+        for r in range(R):
+            if wts[r] > 0.0:
+                p += wts[r] * region_value(sig, q % L, R, r, tb.blink_mask, gain)
+        sig[q % L, SIG_E] = max(p / wsum, -1e300)
     level = cfg.f[CF_LEVEL] * sig[apex % L, SIG_E]
     on = apex
     while on > lo and sig[on % L, SIG_E] > level:
@@ -413,13 +430,13 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
     start = st_i[SI_START]
     lo = max(max(start - k, js + h - L + 1), max(k + w - 1, h))
     remark_blinks(cfg, st, lo, c_end, js)
-    peak, apex = candidate_apex(st, start, c_end)
+    peak, apex = candidate_apex(tb, cfg, st, start, c_end)
     if peak < 1.0:
         st_i[SI_STATE] = IDLE
         st_i[SI_ARMED] = 0
         st_i[SI_QUIET] = c_end
         return ST_REJ_BLINK
-    on, off = dominant_profile(cfg, st, lo, c_end, apex, peak)
+    on, off = dominant_profile(tb, cfg, st, lo, c_end, apex, peak)
     # How long did it last? Its displacement from the shape before it: the w frames
     # ending k before the first trigger (before a slow rise began), moved back before
     # any blink near them (a blink moves the brows' points too), else the w frames
@@ -548,19 +565,31 @@ def settle(js, tb, cfg, st):
 # The per-frame path hands its helpers arrays, not records: numba increfs every array of
 # a record argument on each call, which cost ~0.2 us per call and frame.
 @njit(cache=True)
+def shutting(ap, st_f, slot, drop, alpha):
+    """Is aperture ``ap`` ``drop`` below the running open value in ``st_f[slot]``? The
+    open value follows ``ap`` while the eyes are open."""
+    ref = st_f[slot]
+    if ref <= 0.0:
+        ref = ap
+    closed = ap < (1.0 - drop) * ref
+    if not closed:
+        ref += alpha * (ap - ref)
+    st_f[slot] = ref
+    return closed
+
+
+@njit(cache=True)
 def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
-    """Eye aperture at frame js (unsmoothed: a blink can last 3 frames at 30 fps)
-    against the running open-eye aperture."""
+    """Eye aperture at frame js (unsmoothed: a blink can last 3 frames at 30 fps) of the
+    flow points and of the face mesh, each against its running open-eye aperture: either
+    one shutting marks the frame."""
     L = raw.shape[0]
     ap = aperture(raw[js % L], lids, corners)
     sig[js % L, SIG_AP] = ap
-    ref = st_f[SF_AP_REF]
-    if ref <= 0.0:
-        ref = ap
-    closed = ap < (1.0 - cfg_f[CF_BLINK_DROP]) * ref
-    if not closed:
-        ref += cfg_f[CF_AP_ALPHA] * (ap - ref)
-    st_f[SF_AP_REF] = ref
+    closed = shutting(ap, st_f, SF_AP_REF, cfg_f[CF_BLINK_DROP], cfg_f[CF_AP_ALPHA])
+    mesh = sig[js % L, SIG_MESH_AP]
+    if mesh == mesh and mesh > 0.0:
+        closed = shutting(mesh, st_f, SF_MESH_AP_REF, cfg_f[CF_MESH_BLINK_DROP], cfg_f[CF_AP_ALPHA]) or closed
     sig[js % L, SIG_CLOSED] = 1.0 if closed else 0.0
 
 
@@ -605,15 +634,15 @@ def centre_values(sc, sa, sb, ready, region_pts, region_ptr, stats, cfg_f, row, 
 
 
 @njit(cache=True)
-def trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
-    """The peak state machine on centre c: re-arm below release, trigger at threshold
-    (not next to a blink), end a candidate after CI_GAP centres below release or at
-    CI_MAX_ACTIVE. True when a candidate ended and is to be decided."""
+def trigger(c, state, v, ready, cfg_i, cfg_f, st_i):
+    """The peak state machine on centre c: re-arm below release, trigger at threshold,
+    end a candidate after CI_GAP centres below release or at CI_MAX_ACTIVE. True when a
+    candidate ended and is to be decided."""
     release = cfg_f[CF_RELEASE]
     if state == IDLE:
         if st_i[SI_ARMED] == 0 and v < release:
             st_i[SI_ARMED] = 1
-        if ready and st_i[SI_ARMED] == 1 and c > st_i[SI_QUIET] and v >= 1.0 and not near:
+        if ready and st_i[SI_ARMED] == 1 and c > st_i[SI_QUIET] and v >= 1.0:
             st_i[SI_STATE] = ACTIVE
             st_i[SI_START] = c
             st_i[SI_BELOW] = 0
@@ -624,9 +653,9 @@ def trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
 
 
 @njit(cache=True)
-def step(points, index, t, *arrays):
-    """Process one frame's landmarks; ``arrays`` are the stream's records flattened
-    (``layout.unpack``). The centre frame's motion sample goes to ``st.sample``, a window
+def step(points, eye_ap, index, t, *arrays):
+    """Process one frame's landmarks and the face mesh's eye aperture (NaN: unknown);
+    ``arrays`` are the stream's records flattened (``layout.unpack``). The centre frame's motion sample goes to ``st.sample``, a window
     to ``st.out``; returns a status code."""
     tb, cfg, st = _unpack(arrays)
     cfg_i, cfg_f, st_i = cfg.i, cfg.f, st.st_i
@@ -643,6 +672,7 @@ def step(points, index, t, *arrays):
         return ST_BAD
     meta[j % L, 0] = index
     meta[j % L, 1] = t
+    sig[j % L, SIG_MESH_AP] = eye_ap
     st_i[SI_M] = j + 1
     if st_i[SI_STATE] == IDLE:
         ema(st.ref, st.scratch, cfg_f[CF_REF_ALPHA])
@@ -685,6 +715,8 @@ def step(points, index, t, *arrays):
         if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
             st_i[SI_SKIP] = 0
             st_i[SI_NB] = noise_sample(st.bvals, st.nbuf, st.stats, st_i[SI_NB], cfg_i, cfg_f)
-    if trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
+    if near:    # the lids and brows are no evidence here, the rest counts at a higher threshold
+        v = centre_value(sig, c % L, st.stats.shape[0], tb.blink_mask, cfg_f[CF_BLINK_GAIN])
+    if trigger(c, state, v, ready, cfg_i, cfg_f, st_i):
         status = finalize(c, js, index, t, tb, cfg, st)
     return status

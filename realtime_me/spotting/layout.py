@@ -25,6 +25,7 @@ class Tables(NamedTuple):
     lids: np.ndarray          # (2, 3, 2) lid pairs per eye, positions
     corners: np.ndarray       # (2, 2) eye corners per eye, positions
     iod_pts: np.ndarray       # (2, 2) face-mesh indices of the eye corners: eye centres
+    blink_mask: np.ndarray    # (R,) 1 for the regions a blink moves (lids, brows)
 
 
 class Config(NamedTuple):
@@ -101,7 +102,9 @@ CF_SETTLE = 12      # a reported macro has settled when its score is below this
 CF_MACRO_MIN = 13   # a movement not back in time is followed as macro only above this (thresholds)
 CF_WARM_GATE = 14   # before the first noise estimate, samples are kept below this many floors
 CF_SETTLED = 15     # a followed movement still below this fraction of its apex ended there (a real ME's residue)
-N_CF = 16
+CF_MESH_BLINK_DROP = 16  # relative drop of the face mesh's own eye aperture that means the eyes are shutting
+CF_BLINK_GAIN = 17  # at blink-affected centres the other regions count from this many thresholds on
+N_CF = 18
 
 # ---- st_i: integer state ------------------------------------------------------
 SI_M = 0            # frames pushed since the last reset (local frame number)
@@ -127,7 +130,8 @@ SF_ONSET_T = 4
 SF_APEX_I = 5
 SF_APEX_T = 6
 SF_PEAKV = 7        # peak of the trigger value over the candidate (eligible regions)
-N_SF = 8
+SF_MESH_AP_REF = 8  # running open-eye aperture of the face mesh's lids
+N_SF = 9
 
 # ---- stats columns (per region) ---------------------------------------------------
 NS_MED, NS_Q, NS_GAIN = 0, 1, 2   # noise median, noise quantile (IOD), region gain
@@ -160,15 +164,16 @@ def n_out(n_regions: int) -> int:
 # ---- sig: per-frame signals --------------------------------------------------------
 # Columns 0..R-1: b (two-sided difference per region, IOD), R..2R-1: u (the same in
 # thresholds), then the per-frame scalars, counted from the end so no kernel needs R.
-SIG_V = -5          # max of u
-SIG_AP = -4         # eye aperture
+SIG_V = -6          # max of u
+SIG_AP = -5         # eye aperture (flow points)
+SIG_MESH_AP = -4    # eye aperture of the face mesh (CropPoints.eye_aperture; NaN: unknown)
 SIG_CLOSED = -3     # eyes shutting
 SIG_NEAR = -2       # blink-affected centre
 SIG_E = -1          # profile / movement score of the candidate being decided
 
 
 def n_sig(n_regions: int) -> int:
-    return 2 * n_regions + 5
+    return 2 * n_regions + 6
 
 
 # ---- sample: the centre frame's motion sample ---------------------------------------

@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from .layout import (
-    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
-    CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
+    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_BLINK_GAIN, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
+    CF_MESH_BLINK_DROP, CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
     CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
     CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
     O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
-    SF_AP_REF, SF_APEX_I, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
+    SF_AP_REF, SF_APEX_I, SF_MESH_AP_REF, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
     SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0, SI_SKIP, SI_START, SI_STATE, SIG_AP,
-    SIG_CLOSED, SIG_E, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
+    SIG_CLOSED, SIG_E, SIG_MESH_AP, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
 )
 
 
@@ -180,10 +180,11 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
             sig[q % L, SIG_NEAR] = 1.0
     frames = np.arange(lo, c_end + 1)
     rows = sig[frames % L]
-    u, near = rows[:, R:2 * R], rows[:, SIG_NEAR] > 0
+    near = rows[:, SIG_NEAR] > 0
+    u = np.where(near[:, None], blink_values(rows[:, R:2 * R], tb.blink_mask, cfg.f), rows[:, R:2 * R])
     inside = frames >= start
     st_i[SI_BLINK] = int(near[inside].any())
-    vals = np.where((inside & ~near)[:, None], u, -np.inf)
+    vals = np.where(inside[:, None], u, -np.inf)
     flat = int(np.argmax(vals))             # row-major: earliest centre, then lowest region, like the kernel
     i, peak = flat // R, float(vals.flat[flat])
     apex = int(frames[i])
@@ -195,7 +196,7 @@ def finalize(c_end, js, index, t, tb, cfg, st, final=False):
         return ST_REJ_BLINK
     st.wts[:] = (u[i] >= cfg.f[CF_DOM] * peak).astype(np.float64)
     on_ = st.wts > 0
-    prof = np.where(near, -1e300, (u[:, on_] * st.wts[on_]).sum(axis=1) / st.wts.sum())
+    prof = np.maximum((u[:, on_] * st.wts[on_]).sum(axis=1) / st.wts.sum(), -1e300)
     sig[frames % L, SIG_E] = prof
     pk = float(prof[i])
     level = cfg.f[CF_LEVEL] * pk
@@ -301,15 +302,23 @@ def settle(js, tb, cfg, st):
 
 
 # ------------------------------------------------------------------ one frame
+def shutting(ap, st_f, slot, drop, alpha) -> bool:
+    ref = st_f[slot] if st_f[slot] > 0 else ap
+    closed = ap < (1.0 - drop) * ref
+    if not closed:
+        ref += alpha * (ap - ref)
+    st_f[slot] = ref
+    return bool(closed)
+
+
 def eyes(js, lids, corners, cfg_f, raw, sig, st_f):
     L = raw.shape[0]
     ap = aperture(raw[js % L], lids, corners)
     sig[js % L, SIG_AP] = ap
-    ref = st_f[SF_AP_REF] if st_f[SF_AP_REF] > 0 else ap
-    closed = ap < (1.0 - cfg_f[CF_BLINK_DROP]) * ref
-    if not closed:
-        ref += cfg_f[CF_AP_ALPHA] * (ap - ref)
-    st_f[SF_AP_REF] = ref
+    closed = shutting(ap, st_f, SF_AP_REF, cfg_f[CF_BLINK_DROP], cfg_f[CF_AP_ALPHA])
+    mesh = sig[js % L, SIG_MESH_AP]
+    if np.isfinite(mesh) and mesh > 0:
+        closed = shutting(mesh, st_f, SF_MESH_AP_REF, cfg_f[CF_MESH_BLINK_DROP], cfg_f[CF_AP_ALPHA]) or closed
     sig[js % L, SIG_CLOSED] = float(closed)
 
 
@@ -336,12 +345,18 @@ def centre_values(sc, sa, sb, ready, region_pts, region_ptr, stats, cfg_f, row, 
     return v, v_side
 
 
-def trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i) -> bool:
+def blink_values(u, blink_mask, cfg_f):
+    """u (thresholds) at blink-affected centres: the regions a blink moves are no evidence,
+    the others count from CF_BLINK_GAIN thresholds on."""
+    return np.where(blink_mask > 0, -np.inf, u / cfg_f[CF_BLINK_GAIN])
+
+
+def trigger(c, state, v, ready, cfg_i, cfg_f, st_i) -> bool:
     release = cfg_f[CF_RELEASE]
     if state == IDLE:
         if st_i[SI_ARMED] == 0 and v < release:
             st_i[SI_ARMED] = 1
-        if ready and st_i[SI_ARMED] == 1 and c > st_i[SI_QUIET] and v >= 1.0 and not near:
+        if ready and st_i[SI_ARMED] == 1 and c > st_i[SI_QUIET] and v >= 1.0:
             st_i[SI_STATE] = ACTIVE
             st_i[SI_START] = c
             st_i[SI_BELOW] = 0
@@ -351,7 +366,7 @@ def trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i) -> bool:
     return False
 
 
-def step(points, index, t, *arrays):
+def step(points, eye_ap, index, t, *arrays):
     tb, cfg, st = unpack(arrays)
     cfg_i, cfg_f, st_i = cfg.i, cfg.f, st.st_i
     raw, smo, avg, meta, sig, sample = st.raw, st.smo, st.avg, st.meta, st.sig, st.sample
@@ -364,6 +379,7 @@ def step(points, index, t, *arrays):
     if not align_frame(points, tb.selected, tb.stable, st.ref, raw[j % L], st.scratch):
         return ST_BAD
     meta[j % L] = (index, t)
+    sig[j % L, SIG_MESH_AP] = eye_ap
     st_i[SI_M] = j + 1
     if st_i[SI_STATE] == IDLE:
         st.ref[:] += cfg_f[CF_REF_ALPHA] * (st.scratch - st.ref)
@@ -399,6 +415,9 @@ def step(points, index, t, *arrays):
         if st_i[SI_SKIP] >= cfg_i[CI_NB_EVERY]:
             st_i[SI_SKIP] = 0
             st_i[SI_NB] = noise_sample(st.bvals, st.nbuf, st.stats, int(st_i[SI_NB]), cfg_i, cfg_f)
-    if trigger(c, state, v, near, ready, cfg_i, cfg_f, st_i):
+    if near:
+        R = len(st.stats)
+        v = float(blink_values(sig[c % L, R:2 * R], tb.blink_mask, cfg_f).max())
+    if trigger(c, state, v, ready, cfg_i, cfg_f, st_i):
         status = finalize(c, js, index, t, tb, cfg, st)
     return status

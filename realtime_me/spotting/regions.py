@@ -32,8 +32,12 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "chin": (152, 148, 377, 175, 199, 200, 171, 396),
 }
 REGION_NAMES: tuple[str, ...] = tuple(REGIONS)
-#: regions a blink moves (the lids); during one, the rest of the mesh is distrusted too
+#: the lid regions (their thresholds are higher: gaze and lid jitter)
 EYE_REGIONS: tuple[str, ...] = ("eye_r", "eye_l")
+#: regions a blink moves: the lids and, through the skin above them, the brows. Near a
+#: blink they are not evidence; the rest of the face counts at a higher threshold (the
+#: mesh deforms a little everywhere while the lids close)
+BLINK_REGIONS: tuple[str, ...] = ("brow_r", "brow_l", "glabella", "eye_r", "eye_l")
 
 #: eye corners (outer, inner) per eye: IOD and the eye width for the aperture ratio
 EYE_CORNERS = {"r": (33, 133), "l": (263, 362)}
@@ -72,6 +76,7 @@ class RegionTables:
     corners: np.ndarray       # (2, 2) eye corners per eye (r, l), positions
     eye_mask: np.ndarray      # (R,) 1 for lid regions
     iod_pts: np.ndarray       # (2, 2) face-mesh indices of the eye corners (r, l): eye centres
+    blink_mask: np.ndarray    # (R,) 1 for BLINK_REGIONS
 
 
 def eye_tables(index=int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +102,7 @@ def tables() -> RegionTables:
         corners=corners,
         eye_mask=np.array([n in EYE_REGIONS for n in REGION_NAMES], dtype=np.int64),
         iod_pts=np.array([EYE_CORNERS["r"], EYE_CORNERS["l"]], dtype=np.int64),
+        blink_mask=np.array([n in BLINK_REGIONS for n in REGION_NAMES], dtype=np.int64),
     )
 
 

@@ -23,10 +23,14 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
    Only centres within ``noise_near_s`` of shut eyes are no noise samples (narrower than
    the trigger's ``blink_near_s``): a blink early in a short 200 fps sequence would
    otherwise keep the detector blind for its first second and a half.
-4. Blinks, the main false alarm: the eye aperture (lid gap / eye width) against its
-   running open value marks frames where the eyes are shutting; centres within
-   ``blink_near_s`` of them neither trigger nor count as evidence (the tracker's whole
-   mesh deforms while the lids close, not only the lids).
+4. Blinks, the main false alarm: two eye apertures (lid gap / eye width), each against
+   its running open value, mark frames where the eyes are shutting: the flow points' own
+   and the face mesh's (``CropPoints.eye_aperture``; flow loses lids that close over the
+   eye, on some faces it sees a blink as a 15 % narrowing, while the mesh re-measures
+   them). Near them (``blink_near_s``) the lids and brows are no evidence, and the rest of
+   the face counts only above ``blink_gain`` thresholds: the whole mesh deforms a little
+   while the lids close (up to about 2 thresholds on the generated blinks), yet a real ME
+   may come with a blink (a smile that narrows and closes the eyes).
 5. A candidate runs while the value stays up. Apex: its highest region value; onset
    and offset: where the displacement from the shape before the movement (taken
    ``noise_near_s`` clear of any nearby blink, which dips the brows' points too; a wider
@@ -90,7 +94,9 @@ class SpotterConfig:
     release: float = 0.4           # a candidate ends below this (thresholds)
     ref_tau_s: float = 10.0        # time constant of the neutral reference shape
     blink_drop: float = 0.25       # eyes this much less open than usual are shutting (blink)
+    mesh_blink_drop: float = 0.35  # ... by the face mesh's own lids (CropPoints.eye_aperture)
     blink_near_s: float = 0.3      # centres this close to shutting eyes are blink-affected
+    blink_gain: float = 2.5        # ... where lids and brows are no evidence, the rest counts from this on
     noise_near_s: float = 0.05     # ... this close are no noise samples nor a movement's base (smoothing reach)
     ap_tau_s: float = 5.0          # time constant of the open-eye aperture
     gap_s: float = 0.03            # time below release that ends a candidate
@@ -142,11 +148,11 @@ def _alloc_state(tabs: L.Tables, ring: int, n_buf: int, gains: np.ndarray) -> L.
 def _soft_reset(st: L.State) -> None:
     """Forget the stream (face gone) but keep the noise level and eye aperture learnt so far."""
     keep_i = st.st_i[[L.SI_NB, L.SI_SKIP]].copy()
-    ap = st.st_f[L.SF_AP_REF]
+    ap = st.st_f[[L.SF_AP_REF, L.SF_MESH_AP_REF]].copy()
     st.st_i[:] = 0
     st.st_i[[L.SI_NB, L.SI_SKIP]] = keep_i
     st.st_f[:] = 0.0
-    st.st_f[L.SF_AP_REF] = ap
+    st.st_f[[L.SF_AP_REF, L.SF_MESH_AP_REF]] = ap
 
 
 def _kernel_config(c: SpotterConfig, fr: dict[str, int], fps: float, sensitivity: float) -> L.Config:
@@ -159,10 +165,10 @@ def _kernel_config(c: SpotterConfig, fr: dict[str, int], fps: float, sensitivity
     cfg_f = np.zeros(L.N_CF, np.float64)
     cfg_f[[L.CF_GAIN, L.CF_Q, L.CF_FLOOR, L.CF_SENS, L.CF_RELEASE, L.CF_REF_ALPHA, L.CF_AP_ALPHA,
            L.CF_BLINK_DROP, L.CF_DOM, L.CF_LEVEL, L.CF_MAX_MICRO_S, L.CF_MIN_MICRO_S, L.CF_SETTLE,
-           L.CF_MACRO_MIN, L.CF_WARM_GATE, L.CF_SETTLED]] = [
+           L.CF_MACRO_MIN, L.CF_WARM_GATE, L.CF_SETTLED, L.CF_MESH_BLINK_DROP, L.CF_BLINK_GAIN]] = [
         c.gain, c.quantile, c.floor, sensitivity, c.release, 1.0 / max(1.0, c.ref_tau_s * fps),
         1.0 / max(1.0, c.ap_tau_s * fps), c.blink_drop, c.dom_frac, c.level, c.max_micro_s,
-        c.min_micro_s, c.settle, c.macro_min, c.warm_gate, c.settled]
+        c.min_micro_s, c.settle, c.macro_min, c.warm_gate, c.settled, c.mesh_blink_drop, c.blink_gain]
     return L.Config(cfg_i, cfg_f)
 
 
@@ -234,12 +240,13 @@ class Spotter:
         sp.state.st_i[L.SI_START] = m - 1 - self.lag - 1
         sp._finalize(m - 1 - self.lag, m - 1 - self.frames["h"], 0, 0.0)
 
-    def kernel_step(self, points: np.ndarray, index: int, t: float) -> int:
+    def kernel_step(self, points: np.ndarray, index: int, t: float, eye_aperture: float = np.nan) -> int:
         """The backend's per-frame kernel alone on this stream, for timing the hot path:
-        (478, 3) float32 points in, a ``layout.ST_*`` status out (the centre frame's sample
-        in ``state.sample``, a window in ``state.out``). No input checks, gap filling,
-        resets or Windows: ``update`` adds those."""
-        return int(self._k.step(points, int(index), float(t), *self.tabs, *self.cfg, *self.state))
+        (478, 3) float32 points (and the face mesh's eye aperture) in, a ``layout.ST_*``
+        status out (the centre frame's sample in ``state.sample``, a window in
+        ``state.out``). No input checks, gap filling, resets or Windows: ``update`` adds those."""
+        return int(self._k.step(points, float(eye_aperture), int(index), float(t), *self.tabs, *self.cfg,
+                                *self.state))
 
     def update(self, lm: CropPoints) -> tuple[MotionSample, list[Window]]:
         """Feed one frame's landmarks; returns the centre frame's motion sample and the
@@ -256,7 +263,7 @@ class Spotter:
                 windows += self._flush(self._last[0] + 1, self._last[1])
             elif gap > 0:
                 windows += self._fill_gap(self._last, lm.index, lm.t, pts)
-        windows += self._feed(pts, lm.index, lm.t)
+        windows += self._feed(pts, lm.index, lm.t, lm.eye_aperture)
         return self._sample(lm), windows
 
     @property
@@ -279,7 +286,7 @@ class Spotter:
         learnt the face, and the first real frames are judged against their own start."""
         dt = 1.0 / self.fps
         for i in range(self.hold_frames, 0, -1):
-            self.update(CropPoints(lm.index - i, lm.t - i * dt, lm.points))
+            self.update(CropPoints(lm.index - i, lm.t - i * dt, lm.points, lm.eye_aperture))
         self._real = [lm.index, lm.t, np.inf, np.inf]
 
     def hold_end(self, lm: CropPoints) -> list[Window]:
@@ -292,7 +299,7 @@ class Spotter:
         self._real[2:] = [lm.index, lm.t]
         dt, out = 1.0 / self.fps, []
         for i in range(1, self.hold_frames + 1):
-            out += self.update(CropPoints(lm.index + i, lm.t + i * dt, lm.points))[1]
+            out += self.update(CropPoints(lm.index + i, lm.t + i * dt, lm.points, lm.eye_aperture))[1]
         n = lm.index + self.hold_frames + 1
         out += self._flush(n, lm.t + (self.hold_frames + 1) * dt)
         self._real = None
@@ -326,8 +333,8 @@ class Spotter:
         """Report the movement being followed as ending at local frame ``off``."""
         return int(self._k.emit(off, int(index), float(t), True, self.tabs, self.cfg, self.state))
 
-    def _feed(self, pts: np.ndarray, index: int, t: float) -> list[Window]:
-        status = self.kernel_step(pts, index, t)
+    def _feed(self, pts: np.ndarray, index: int, t: float, eye_aperture: float = np.nan) -> list[Window]:
+        status = self.kernel_step(pts, index, t, eye_aperture)
         self.counts.frames += 1
         if status == L.ST_BAD:
             log.debug("degenerate landmarks at frame %d: stream reset", index)
