@@ -85,6 +85,19 @@ def test_apex_finder_skips_frames_without_face_and_honours_the_range():
         find_apex(pts, fps=100.0, ref=23)           # no face to measure from
 
 
+def test_apex_finder_does_not_put_the_apex_on_a_blink():
+    """A blink inside the sample (the lids move far more than the ME): with the face mesh's
+    eye aperture showing it, the apex is the ME's; without, the blink's."""
+    pts = _synthetic_clip(n=80, apex=60)
+    lids = list(REGIONS["eye_l"] + REGIONS["eye_r"])
+    t = np.arange(len(pts))
+    closing = np.exp(-0.5 * ((t - 25) / 3.0) ** 2)
+    pts[:, lids, 1] += 6.0 * closing[:, None]
+    assert abs(find_apex(pts, fps=100.0).apex - 25) <= 2
+    apertures = 0.3 * (1.0 - 0.9 * closing)
+    assert abs(find_apex(pts, fps=100.0, apertures=apertures).apex - 60) <= 1
+
+
 # ------------------------------------------------------------------ sample lists
 def test_sample_list_csv_resolves_paths_and_checks_lines(tmp_path):
     (tmp_path / "clipA").mkdir()

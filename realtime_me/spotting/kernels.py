@@ -27,14 +27,15 @@ import numpy as np
 from numba import njit
 
 from .layout import (
-    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_BLINK_GAIN, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN, CF_MAX_MICRO_S,
-    CF_MESH_BLINK_DROP, CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE, CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H,
-    CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK, CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL,
-    CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX, O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T,
-    O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T, O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE,
-    SF_AP_REF, SF_APEX_I, SF_MESH_AP_REF, SF_APEX_T, SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED,
-    SI_BELOW, SI_BLINK, SI_M, SI_NB, SI_ONSET, SI_QUIET, SI_SETTLE0, SI_SKIP, SI_START, SI_STATE, SIG_AP,
-    SIG_CLOSED, SIG_E, SIG_MESH_AP, SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
+    ACTIVE, CF_AP_ALPHA, CF_BLINK_DROP, CF_BLINK_GAIN, CF_DOM, CF_FLOOR, CF_GAIN, CF_LEVEL, CF_MACRO_MIN,
+    CF_MAX_MICRO_S, CF_MESH_BLINK_DROP, CF_MIN_MICRO_S, CF_Q, CF_REF_ALPHA, CF_RELEASE, CF_SENS, CF_SETTLE,
+    CF_SETTLED, CF_WARM_GATE, CI_GAP, CI_H, CI_K, CI_KA, CI_MAX_ACTIVE, CI_MAX_SETTLE, CI_MAX_TRACK,
+    CI_NB_EVERY, CI_NB_MIN, CI_NEAR, CI_NEAR_NOISE, CI_STILL, CI_W, IDLE, NS_GAIN, NS_MED, NS_Q, O_AP_APEX,
+    O_AP_BASE, O_APEX, O_APEX_T, O_BLINK, O_CONF_I, O_CONF_T, O_KIND, O_OFFSET, O_OFFSET_T, O_ONSET, O_ONSET_T,
+    O_PEAK, O_REG, SA_INDEX, SA_T, SA_V, SA_VALID, SETTLE, SF_AP_REF, SF_APEX_I, SF_MESH_AP_REF, SF_APEX_T,
+    SF_EPEAK, SF_LEVEL, SF_ONSET_I, SF_ONSET_T, SF_PEAKV, SI_APEX, SI_ARMED, SI_BELOW, SI_BLINK, SI_M, SI_NB,
+    SI_ONSET, SI_QUIET, SI_SETTLE0, SI_SKIP, SI_START, SI_STATE, SIG_AP, SIG_CLOSED, SIG_E, SIG_MESH_AP,
+    SIG_NEAR, SIG_V, ST_BAD, ST_NONE, ST_REJ_BLINK, ST_REJ_SHORT, ST_WINDOW, TRACK, unpack,
 )
 
 _unpack = njit(cache=True)(unpack)
@@ -655,8 +656,8 @@ def trigger(c, state, v, ready, cfg_i, cfg_f, st_i):
 @njit(cache=True)
 def step(points, eye_ap, index, t, *arrays):
     """Process one frame's landmarks and the face mesh's eye aperture (NaN: unknown);
-    ``arrays`` are the stream's records flattened (``layout.unpack``). The centre frame's motion sample goes to ``st.sample``, a window
-    to ``st.out``; returns a status code."""
+    ``arrays`` are the stream's records flattened (``layout.unpack``). The centre frame's
+    motion sample goes to ``st.sample``, a window to ``st.out``; returns a status code."""
     tb, cfg, st = _unpack(arrays)
     cfg_i, cfg_f, st_i = cfg.i, cfg.f, st.st_i
     raw, smo, avg, meta, sig, sample = st.raw, st.smo, st.avg, st.meta, st.sig, st.sample
