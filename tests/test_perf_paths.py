@@ -120,6 +120,33 @@ def test_numba_tvl1_is_opencvs_flow():
     assert ours[50, 60, 0] > 0.5                        # it measured the movement, not zeros
 
 
+def test_median5_is_opencvs_median_blur():
+    """TV-L1's 5x5 median (``_median5``) is cv2.medianBlur bit for bit: sizes TV-L1's pyramid
+    makes, ties, the replicated border, a constant image."""
+    from realtime_me._median5 import median5
+
+    rng = np.random.default_rng(3)
+    for shape in [(112, 112), (89, 89), (71, 71), (16, 16), (20, 33)]:
+        img = (rng.normal(size=shape) * 3).astype(np.float32)
+        img[::5] = 1.25                                  # many ties
+        img[:, -1] = -7.0                                # an extreme border column
+        assert np.array_equal(median5(img), cv2.medianBlur(img, 5)), shape
+    flat = np.full((24, 24), 0.5, np.float32)
+    assert np.array_equal(median5(flat), flat)
+
+
+def test_tvl1_compiles_one_inner_specialisation():
+    """The inner loop is called with a float32 stopping error every time (a float64 one would
+    compile and dispatch a second specialisation on the first real classification)."""
+    from realtime_me.preprocess import TVL1, tvl1_flow
+    from realtime_me.tvl1 import _inner, warmup
+
+    warmup()
+    img = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 255, (112, 112), dtype=np.uint8), (0, 0), 2)
+    tvl1_flow(img, np.roll(img, 1, axis=1))
+    assert len(_inner.signatures) == 1
+
+
 class HighRateCam:
     """A camera that is asked for a rate and delivers ``rate`` fps, with driver timestamps."""
 
