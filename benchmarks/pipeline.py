@@ -25,6 +25,8 @@ Classifier inputs: ``preprocess.make_inputs``'s TV-L1 (``realtime_me.tvl1``) aga
 OpenCV's ``DualTVL1OpticalFlow`` with the same settings, on the six real clips' coded
 onset/apex and on generated MEs (seeds 2000-2001, used by no evaluation): per-channel
 correlation, largest difference, the shipped model's answer on both, and CPU time.
+Classify parts (``classify_parts``; ``--classify-only`` runs just these two and merges them
+into the JSON): the classify stage's CPU per part on one core, for the shipped pair models.
 
 The machine: CPU count and model, and an NVIDIA GPU or Jetson if there is one (the
 pipeline has no GPU stage yet; on such a machine run this script and the engines
@@ -368,13 +370,76 @@ def classify_inputs() -> dict:
     return out
 
 
+def classify_parts(reps: int = 5) -> dict:
+    """Where the classify stage's CPU goes, on one core (cv2 one thread, ORT one intra-op
+    thread as in the pipeline), per shipped pair model, on the six real clips' onset/apex:
+    p50 ms of each part of ``Classifier.classify`` (thread CPU time), and of the whole call."""
+    from realtime_me import preprocess as P
+    from realtime_me.classify import make_classifier
+    from realtime_me.engines import load_engine
+    from realtime_me.tvl1 import warmup
+    from realtime_me.types import Window
+
+    clips_json = SHARED / "realclips" / "clips.json"
+    if not clips_json.exists():
+        return {}
+    from benchmarks.flow_match import clip_faces
+
+    pairs = [clip_faces(SHARED / "realclips" / c["sample"], c["apex"], c["fps"])[:2]
+             for c in json.loads(clips_json.read_text())]
+    warmup()
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    window, out = Window(0, 1, 2, 0.0, 0.1, 0.2), {}
+    tt = time.thread_time
+    try:
+        for name in ("medn", "ststnet"):
+            engine = load_engine(ROOT / "models" / name, backend="onnxruntime")
+            clf = make_classifier(engine)
+            parts = {k: [] for k in ("in_onset_frame", "flow_box_x2", "tvl1", "resize_strain_quantise",
+                                     "normalise_apex", "engine", "to_event", "classify_call")}
+            for _ in range(reps):
+                for onset, apex in pairs:
+                    t = [tt()]
+                    fa = P.in_onset_frame(onset, apex); t.append(tt())
+                    a, b = P.flow_box(onset.crop), P.flow_box(fa); t.append(tt())
+                    f = P.tvl1_flow(a, b); t.append(tt())
+                    f = cv2.resize(f, (P.FLOW_SIZE, P.FLOW_SIZE), interpolation=cv2.INTER_AREA)
+                    img = P.minmax_quantise(np.dstack([f, P.optical_strain(f)]).astype(np.float32)); t.append(tt())
+                    ap = P.normalise_apex(apex.crop, clf.apex_size); t.append(tt())
+                    ins = {"flow": np.ascontiguousarray(img.transpose(2, 0, 1))[None], "apex": ap[None]}
+                    res = engine.run({n: ins[n] for n in engine.input_names}); t.append(tt())
+                    clf.to_event(window, res); t.append(tt())
+                    clf.classify(window, onset, apex); t.append(tt())
+                    for k, t0, t1 in zip(parts, t, t[1:]):
+                        parts[k].append(t1 - t0)
+            out[name] = {k: round(float(np.median(v)) * 1e3, 2) for k, v in parts.items()}
+            out[name]["classify_call_p95"] = round(float(np.percentile(parts["classify_call"], 95)) * 1e3, 2)
+    finally:
+        cv2.setNumThreads(threads)
+    out["how"] = "p50 thread CPU ms over 6 real pairs x %d, cv2 1 thread, ORT 1 intra-op thread" % reps
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pipeline.json"))
     ap.add_argument("--no-classify", action="store_true", help="leave the model out (spotting only)")
     ap.add_argument("--quick", action="store_true", help="pipeline runs only (no jitter, no input agreement)")
+    ap.add_argument("--classify-only", action="store_true",
+                    help="only the classify stage's parts and input agreement, merged into --out's JSON")
     args = ap.parse_args()
     classify = not args.no_classify
+    if args.classify_only:
+        path = Path(args.out)
+        out = json.loads(path.read_text()) if path.exists() else {"machine": machine()}
+        out["classify_parts"] = classify_parts()
+        out["classify_inputs"] = classify_inputs()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+        print(json.dumps(out["classify_parts"], indent=1))
+        print(json.dumps({k: v for k, v in out["classify_inputs"].items() if k != "pairs"}, indent=1))
+        return 0
     out = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), "runs": []}
     gen200 = generated_clip(200.0, 5.0)
     real = real_clip()
@@ -389,6 +454,7 @@ def main() -> int:
         still = still_real_face()
         if still is not None:
             out["jitter"]["real_still_face_200fps"] = jitter(None, 200.0, len(still), still)
+        out["classify_parts"] = classify_parts()
         out["classify_inputs"] = classify_inputs()
         floor = latency_floor()
         if floor is not None:
