@@ -3,10 +3,10 @@ border), for ``tvl1``: OpenCV's float path costs ~0.2-0.5 ms a call at 112x112 a
 calls it 36 times a pair; this is one straight-line pass (~6x faster on one core).
 
 The median of 25 values is exact whatever computes it, so the output is bit-identical
-(``tests/test_tvl1.py`` checks it against OpenCV). ``_median5_padded`` is generated, not
-hand-written: Batcher's odd-even merge sort on 32 slots (25 values, 7 +inf), comparators
-with a +inf partner removed, then only those the 13th smallest depends on kept
-(``network()`` below rebuilds the list; 202 min/max).
+(``tests/test_perf_paths.py`` checks it against OpenCV). ``_median5_padded`` is generated,
+not hand-written: Batcher's odd-even merge sort on 32 slots (25 values, 7 +inf),
+comparators with a +inf partner removed, then only those the 13th smallest depends on kept
+(202 min/max; the test's ``_median_network`` rebuilds the list and checks the body is it).
 """
 from __future__ import annotations
 
@@ -21,44 +21,6 @@ def median5(img: np.ndarray) -> np.ndarray:
     out = np.empty_like(img)
     _median5_padded(padded, out)
     return out
-
-
-# ---- generator (run to re-derive the body of _median5_padded)
-def batcher(n):
-    pairs=[]
-    p=1
-    while p<n:
-        k=p
-        while k>=1:
-            for j in range(k%p, n-k, 2*k):
-                for i in range(min(k, n-j-k)):
-                    if (i+j)//(2*p) == (i+j+k)//(2*p):
-                        pairs.append((i+j, i+j+k))
-            k//=2
-        p*=2
-    return pairs
-def network(n_real=25, n=32, out=12):
-    comps=batcher(n)
-    # symbolic: slot -> name or None(inf)
-    slot=[f"v{i}" if i<n_real else None for i in range(n)]
-    ops=[]; cnt=[0]
-    for i,j in comps:
-        a,b=slot[i],slot[j]
-        if b is None: continue
-        if a is None: slot[i],slot[j]=b,None; continue
-        cnt[0]+=1; lo,hi=f"t{cnt[0]}a",f"t{cnt[0]}b"
-        ops.append((lo,hi,a,b)); slot[i],slot[j]=lo,hi
-    need={slot[out]}; keep=[]
-    for lo,hi,a,b in reversed(ops):
-        used=[x for x in (lo,hi) if x in need]
-        if not used: continue
-        keep.append((lo,hi,a,b,lo in need,hi in need)); need|={a,b}
-    keep.reverse()
-    lines=[]
-    for lo,hi,a,b,nl,nh in keep:
-        if nl: lines.append(f"{lo} = min({a}, {b})")
-        if nh: lines.append(f"{hi} = max({a}, {b})")
-    return lines, slot[out]
 
 
 @njit(cache=True, error_model="numpy")

@@ -204,13 +204,7 @@ class ClipTrack:
     faces: list[AlignedFace | None]
     fps: float
     border: int = 0                   # padding added before tracking
-
-    @property
-    def apertures(self) -> np.ndarray:
-        """(n,) the face mesh's eye aperture per frame (the spotter's blink cue), NaN without face."""
-        from .spotting.flow import eye_aperture
-
-        return np.array([np.nan if f is None else eye_aperture(f.points) for f in self.faces])
+    apertures: np.ndarray | None = None   # (n,) CropPoints.eye_aperture (the blink cue), NaN without face
 
     @property
     def no_face(self) -> list[int]:
@@ -226,7 +220,7 @@ def track(frames: Iterator[Frame], fps: float, total: int | None = None, border:
 
     from .chain import ChainConfig, FaceChain
 
-    positions, rows, faces = [], [], []
+    positions, rows, faces, aps = [], [], [], []
     with FaceChain(ChainConfig(spot=False)).start(fps) as chain:
         for frame in tqdm(frames, total=total, desc=desc, unit="frame", leave=False, disable=not progress,
                           file=sys.stderr):
@@ -236,8 +230,9 @@ def track(frames: Iterator[Frame], fps: float, total: int | None = None, border:
             positions.append(frame.index)
             faces.append(step.located.face)
             rows.append(np.full((478, 3), np.nan, np.float32) if step.moved is None else step.moved.points.points)
+            aps.append(np.nan if step.moved is None else step.moved.points.eye_aperture)
     pts = np.stack(rows) if rows else np.zeros((0, 478, 3), np.float32)
-    return ClipTrack(np.array(positions, np.int64), pts, faces, float(fps), border or 0)
+    return ClipTrack(np.array(positions, np.int64), pts, faces, float(fps), border or 0, np.asarray(aps))
 
 
 # ------------------------------------------------------------------ apex

@@ -135,10 +135,59 @@ def test_median5_is_opencvs_median_blur():
     assert np.array_equal(median5(flat), flat)
 
 
+def _batcher(n: int) -> list[tuple[int, int]]:
+    """Comparators of Batcher's odd-even merge sort on n (a power of two) slots."""
+    pairs, p = [], 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def _median_network(n_real: int = 25, n: int = 32, out: int = 12) -> tuple[list[str], str]:
+    """The min/max lines the median of n_real values needs (slots past n_real are +inf)."""
+    slot: list[str | None] = [f"v{i}" if i < n_real else None for i in range(n)]
+    ops = []
+    for i, j in _batcher(n):
+        a, b = slot[i], slot[j]
+        if b is None:
+            continue
+        if a is None:
+            slot[i], slot[j] = b, None
+            continue
+        lo, hi = f"t{len(ops) + 1}a", f"t{len(ops) + 1}b"
+        ops.append((lo, hi, a, b))
+        slot[i], slot[j] = lo, hi
+    need, lines = {slot[out]}, []
+    for lo, hi, a, b in reversed(ops):
+        if lo in need or hi in need:
+            lines[:0] = ([f"{lo} = min({a}, {b})"] if lo in need else []) + \
+                        ([f"{hi} = max({a}, {b})"] if hi in need else [])
+            need |= {a, b}
+    return lines, slot[out]
+
+
+def test_median5_body_is_the_generated_sorting_network():
+    import inspect
+
+    from realtime_me import _median5
+
+    src = [ln.strip() for ln in inspect.getsource(_median5._median5_padded.py_func).splitlines()]
+    body = [ln for ln in src if ln.startswith("t") and " = m" in ln]
+    lines, result = _median_network()
+    assert body == lines and len(body) == 202 and f"out[y, x] = {result}" in src
+
+
 def test_tvl1_compiles_one_inner_specialisation():
     """The inner loop is called with a float32 stopping error every time (a float64 one would
     compile and dispatch a second specialisation on the first real classification)."""
-    from realtime_me.preprocess import TVL1, tvl1_flow
+    from realtime_me.preprocess import tvl1_flow
     from realtime_me.tvl1 import _inner, warmup
 
     warmup()
