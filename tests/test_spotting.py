@@ -318,6 +318,31 @@ def test_warmup_leaves_the_stream_untouched_and_bad_input_is_refused():
 LONG_LOOKAHEAD = {"k_s": 0.3, "side_s": 0.2, "after_s": 0.3}
 
 
+#: the after side's mean and the candidate's end gap before they were shortened for 200 fps
+LONG_MEANS = {"side_s": 0.1, "gap_s": 0.03}
+
+
+def one_me(fps: float, **kw):
+    track = TrackBuilder(fps, 6.0, seed=31).add_movement("lip_corner_up", 3.0, 0.2, 0.03).build()
+    (w,) = micro(spot(track, **kw)[2])
+    assert iou(w, track.events[0]) >= 0.5
+    return w, w.confirmed_t - track.events[0]["offset_frame"] / fps
+
+
+@pytest.mark.parametrize("old,within", [(True, False), (False, True)])
+def test_at_200_fps_a_decision_comes_within_0_21_s_of_the_offset(old, within):
+    # The look-ahead past a frame is after_s + side_s less a frame, and a candidate ends
+    # gap_s below release: with 0.1 s means and a 0.03 s gap that was 0.195 + 0.03 s at
+    # 200 fps, the term that kept apex -> event over 0.35 s.
+    _, lag = one_me(200.0, **(LONG_MEANS if old else {}))
+    assert (lag <= 0.21) is within, lag      # 0.200 s now, 0.230 before
+
+
+def test_at_30_fps_the_shorter_means_change_nothing():
+    # both settings round to the same frame counts at 30 fps (3-frame means, a 1-frame gap)
+    assert one_me(30.0)[0] == one_me(30.0, **LONG_MEANS)[0]
+
+
 @pytest.mark.parametrize("noise_near_s,found", [(0.3, False), (0.1, True)])
 def test_a_blink_in_the_first_second_does_not_delay_detection(noise_near_s, found):
     # Research sequences at 200 fps are a few seconds long: an ME 1.2 s in must be found

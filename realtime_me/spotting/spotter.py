@@ -81,7 +81,7 @@ class SpotterConfig:
 
     k_s: float = 0.2               # the before side's mean ends this long before the centre
     smooth_s: float = 0.04         # half width of the box filter on the centre frame
-    side_s: float = 0.1            # the shapes it is compared with: means over this long
+    side_s: float = 0.085          # the shapes it is compared with: means over this long (3 frames at 30 fps)
     after_s: float = 0.1           # the after side's mean starts this long after the centre (<= k_s; sets the lag)
     gain: float = 5.0              # threshold = noise median + gain x (noise quantile - median)
     quantile: float = 0.75         # ... that quantile of the recent quiet samples of each region
@@ -99,7 +99,7 @@ class SpotterConfig:
     blink_gain: float = 2.5        # ... where lids and brows are no evidence, the rest counts from this on
     noise_near_s: float = 0.05     # ... this close are no noise samples nor a movement's base (smoothing reach)
     ap_tau_s: float = 5.0          # time constant of the open-eye aperture
-    gap_s: float = 0.03            # time below release that ends a candidate
+    gap_s: float = 0.015           # time below release that ends a candidate (1 frame at 30 fps, 3 at 200)
     max_active_s: float = 1.0      # a candidate is decided at the latest after this
     dom_frac: float = 0.5          # regions within this fraction of the peak shape onset/offset
     level: float = 0.15            # onset/offset at this fraction of the apex value
