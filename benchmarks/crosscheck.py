@@ -36,7 +36,9 @@ def check_clip(seed: int, fps: float, seconds: float, weights: str | None = None
     rows = []
     for ti, ev in sorted(matched.items()):
         t = truth[ti]
+        w = ev.window
         rows.append({"seed": seed, "aus": t["aus"], "truth": t["emotion"], "model": ev.emotion,
+                     "truth_onset_apex": [t["onset_frame"], t["apex_frame"]], "onset_apex": [w.onset_index, w.apex_index],
                      "confidence": round(ev.confidence, 3), "probs": {k: round(v, 3) for k, v in ev.probs.items()}})
     return rows
 

@@ -16,6 +16,12 @@ pyramidal-LK shift of its stable points (a translation, ~0.3 ms), and the mesh
 runs again at once when that shift exceeds ``drift_px``, its points disagree
 (spread over ``drift_px / 2``) or LK loses them. Carried landmarks say so
 (``measured=False``).
+
+A face just found is meshed from the detector's box, the next run from the mesh's own
+landmarks, and the two disagree by about half a pixel on a still face (it takes 3-4 runs to
+settle to the mesh's own noise): a step the spotter reads as a movement. So on finding a face
+the mesh runs ``settle_runs`` more times on the same image, and the first landmarks are
+already the tracked ones (benchmarks/README.md has the figures).
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ class FaceTracker:
         crop_scale: float = 2.0,
         mesh_every_s: float = 0.03,
         drift_px: float = 2.0,
+        settle_runs: int = 4,
     ) -> None:
         _quiet_mediapipe()
         import mediapipe as mp
@@ -63,6 +70,7 @@ class FaceTracker:
         self.crop_scale = crop_scale
         self.mesh_every_s = 0.0 if static_images else mesh_every_s
         self.drift_px = drift_px
+        self.settle_runs = 0 if static_images else settle_runs
         self._mesh = self._new_mesh()
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=min_detection_confidence
@@ -143,6 +151,9 @@ class FaceTracker:
             img = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         res = self._mesh.process(img)
         self.mesh_runs += 1
+        for _ in range(self.settle_runs if self._lost and res.multi_face_landmarks else 0):
+            res = self._mesh.process(img)       # the same image again, from the mesh's own ROI
+            self.mesh_runs += 1
         if not res.multi_face_landmarks:
             self._lost = True
             self._anchor = None

@@ -63,3 +63,27 @@ def test_spot_stream_holds_a_sample_at_both_ends():
     assert plain.counts.frames == 1 and sb.index == 0
     assert a.finish(0, 0.0) == [] and b.finish(0, 0.0) == []
     assert held.counts.frames == 2 * held.hold_frames + 1 and plain.counts.frames == 1
+
+
+@pytest.mark.parametrize("settle_runs,quiet", [(0, False), (4, True)])
+def test_a_real_face_held_still_is_no_micro_expression(shared_data, settle_runs, quiet):
+    # A research sample's first frame held still for 1 s, as spot-eval --real embeds it:
+    # nothing moves, so nothing may be reported (it fired at once when the tracker's first
+    # landmarks were the detector's, not the tracked mesh's).
+    from realtime_me.datasets import read_samples
+    from realtime_me.real_eval import ClipSource
+    from realtime_me.types import Frame
+
+    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "casme2_sub01_EP19_06f")
+    with ClipSource(s) as src:
+        image, fps = next(iter(src.frames())).image, src.info.fps
+    n = int(fps)
+    with FaceChain() as chain:
+        chain.tracker.settle_runs = settle_runs
+        chain.start(fps, n_frames=n)
+        windows = []
+        for i in range(n):
+            step = chain.process(Frame(i, i / fps, image))
+            windows += step.moved.windows
+        windows += chain.finish(n - 1, (n - 1) / fps)
+    assert (windows == []) is quiet, windows

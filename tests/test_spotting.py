@@ -446,3 +446,20 @@ def test_a_research_clip_from_onset_to_offset_is_spotted_inside_it(fps):
     # as a live stream it is too short to learn the face on: nothing
     _, _, live = spot(clip)
     assert not live
+
+
+@pytest.mark.parametrize("fall_s,sample_rise_s,kind", [(0.5, 0.0, "macro"), (0.5, None, "micro"),
+                                                     (1.2, None, "macro")])
+def test_a_research_clip_longer_than_half_a_second_but_quick_to_rise_is_micro(fall_s, sample_rise_s, kind):
+    """CASME II codes a sample of more than 0.5 s as an ME when onset -> apex is within
+    0.25 s (casme2_sub01_EP19_06f: 625 ms, apex at 175 ms); offline, a pre-segmented clip's
+    movement follows the database's rule up to 1 s, while a stream keeps the 0.5 s bound."""
+    fps = 200.0
+    whole = TrackBuilder(fps, 3.0, seed=13).add_residual("brow_lower", 0.6, 0.15, fall_s, 0.5, 0.04).build()
+    e = whole.events[0]
+    clip = Track(fps, whole.points[e["onset_frame"]:e["offset_frame"] + 1], [])
+    assert clip.n / fps > 0.6
+    sp = Spotter(fps, **({} if sample_rise_s is None else {"sample_rise_s": sample_rise_s}))
+    windows = _offline(clip, sp)
+    truth = {"onset_frame": 0, "offset_frame": clip.n - 1}
+    assert [w.kind for w in windows] == [kind] and iou(windows[0], truth) >= 0.5, windows

@@ -41,8 +41,10 @@ How it decides (details in ``kernels.py``; ``reference.py`` is the same in NumPy
    face than the shape before it (an expression first caught on its way back never
    returns to that shape); re-armed once the face is back or still. A candidate whose
    displacement grows past twice its peak soon after is the leading edge of a larger
-   movement and stays open. Macros are never
-   reported as micro. Pure head motion is removed in step 1 and never fires.
+   movement and stays open. Macros are never reported as micro, except in a pre-segmented
+   sample, where CASME II's rule holds: a movement at its apex within ``sample_rise_s`` of its
+   onset is micro up to ``sample_micro_max_s``. Pure head motion is removed in step 1 and
+   never fires.
 
 Sensitivity is the one knob meant for users: thresholds are divided by it
 (2.0 finds movements half as large, with more false alarms; 0.5 the reverse).
@@ -113,6 +115,8 @@ class SpotterConfig:
     max_gap_s: float = 0.1         # missing frames up to this long are interpolated, longer resets
     settled: float = 0.9           # followed, still within max_micro_s below this fraction of its apex: ended there
     sample_max_s: float = 3.0      # offline clips this short are pre-segmented samples: held at both ends
+    sample_rise_s: float = 0.25    # ... in which a movement at its apex this soon after its onset is micro (CASME II)
+    sample_micro_max_s: float = 1.0  # ... if it lasts no longer than this (a talking face is no sample)
 
     def frames(self, fps: float) -> dict[str, int]:
         """Frame counts at ``fps``."""
@@ -400,6 +404,8 @@ class Spotter:
             ap, ap_t = (ap, ap_t) if on <= ap <= off else ((on, on_t) if ap < on else (off, off_t))
             if clipped:                # cut by the clip's ends: its kind is what the clip shows of it
                 kind = "micro" if off_t - on_t <= self.config.max_micro_s else "macro"
+            if ap_t - on_t <= self.config.sample_rise_s and off_t - on_t <= self.config.sample_micro_max_s:
+                kind = "micro"         # a database's sample: longer than max_micro_s but a fast rise
         return Window(
             onset_index=on, apex_index=ap, offset_index=off, onset_t=on_t, apex_t=ap_t, offset_t=off_t,
             kind=kind, peak=float(o[L.O_PEAK]),
