@@ -80,7 +80,7 @@ class FaceTracker:
         self._last_check_t: float | None = None
         self._lost = True
         self._anchor: _Anchor | None = None  # the last mesh run, carried between runs
-        self.mesh_runs = 0
+        self.mesh_runs = 0                   # frames the mesh ran on (settle runs not counted)
 
     def _new_mesh(self):
         return self._mp.solutions.face_mesh.FaceMesh(
@@ -153,7 +153,6 @@ class FaceTracker:
         self.mesh_runs += 1
         for _ in range(self.settle_runs if self._lost and res.multi_face_landmarks else 0):
             res = self._mesh.process(img)       # the same image again, from the mesh's own ROI
-            self.mesh_runs += 1
         if not res.multi_face_landmarks:
             self._lost = True
             self._anchor = None
