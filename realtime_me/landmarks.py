@@ -151,8 +151,9 @@ class FaceTracker:
             img = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         res = self._mesh.process(img)
         self.mesh_runs += 1
-        for _ in range(self.settle_runs if self._lost and res.multi_face_landmarks else 0):
-            res = self._mesh.process(img)       # the same image again, from the mesh's own ROI
+        if self._lost and res.multi_face_landmarks:  # a face just found: mesh it again from its own ROI
+            for _ in range(self.settle_runs):
+                res = self._mesh.process(img)
         if not res.multi_face_landmarks:
             self._lost = True
             self._anchor = None

@@ -19,6 +19,23 @@ def composite(shared_data) -> Path:
     return shared_data / "composite"
 
 
+@pytest.fixture(scope="session")
+def real_sample(shared_data):
+    """Look up a clip of realclips/ by name: a ``datasets.Sample``."""
+    from realtime_me.datasets import read_samples
+
+    return {s.name: s for s in read_samples(shared_data / "realclips" / "clips.json")}.__getitem__
+
+
+@pytest.fixture(scope="session")
+def still_real_face(real_sample):
+    """casme2_sub01's first frame (BGR) and its fps: a real face to hold still."""
+    from realtime_me.real_eval import ClipSource
+
+    with ClipSource(real_sample("casme2_sub01_EP19_06f")) as src:
+        return next(iter(src.frames())).image, src.info.fps
+
+
 SHIPPED_MEDN = Path(__file__).resolve().parents[1] / "models" / "medn"
 
 

@@ -66,17 +66,13 @@ def test_spot_stream_holds_a_sample_at_both_ends():
 
 
 @pytest.mark.parametrize("settle_runs,quiet", [(0, False), (4, True)])
-def test_a_real_face_held_still_is_no_micro_expression(shared_data, settle_runs, quiet):
+def test_a_real_face_held_still_is_no_micro_expression(still_real_face, settle_runs, quiet):
     # A research sample's first frame held still for 1 s, as spot-eval --real embeds it:
     # nothing moves, so nothing may be reported (it fired at once when the tracker's first
     # landmarks were the detector's, not the tracked mesh's).
-    from realtime_me.datasets import read_samples
-    from realtime_me.real_eval import ClipSource
     from realtime_me.types import Frame
 
-    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "casme2_sub01_EP19_06f")
-    with ClipSource(s) as src:
-        image, fps = next(iter(src.frames())).image, src.info.fps
+    image, fps = still_real_face
     n = int(fps)
     with FaceChain() as chain:
         chain.tracker.settle_runs = settle_runs

@@ -64,20 +64,11 @@ def test_alignment_maps_stable_points_onto_the_template(shared_data):
     assert np.median(np.linalg.norm(face2.points[STABLE_POINTS] - face.points[STABLE_POINTS], axis=1)) < 3.0
 
 
-def _first_frame(shared_data, name: str) -> tuple[np.ndarray, float]:
-    from realtime_me.datasets import read_samples
-    from realtime_me.real_eval import ClipSource
-
-    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == name)
-    with ClipSource(s) as src:
-        return next(iter(src.frames())).image, src.info.fps
-
-
 @pytest.mark.parametrize("settle_runs,settled", [(0, False), (4, True)])
-def test_a_face_just_found_starts_where_the_tracked_mesh_will_be(shared_data, settle_runs, settled):
+def test_a_face_just_found_starts_where_the_tracked_mesh_will_be(still_real_face, settle_runs, settled):
     # A still face: the mesh from the detector's box and the next from its own landmarks
     # disagree by ~0.5 px on average, a step the spotter reads as a movement.
-    image, fps = _first_frame(shared_data, "casme2_sub01_EP19_06f")
+    image, fps = still_real_face
     with FaceTracker(settle_runs=settle_runs) as tracker:
         lms = [tracker.process(Frame(i, i / fps, image)) for i in range(8)]
     assert [lm.measured for lm in lms] == [True] + [False] * 5 + [True, False]   # the mesh again at frame 6

@@ -69,12 +69,11 @@ def test_spot_eval_rejects_bad_options(capsys):
 
 
 # ------------------------------------------------------------------ real clips (spot-eval --real)
-def test_real_clip_sources_hold_their_ends_and_scoring_shifts_back(shared_data):
-    from realtime_me.datasets import read_samples
+def test_real_clip_sources_hold_their_ends_and_scoring_shifts_back(real_sample):
     from realtime_me.real_eval import ClipSource, score_live
     from realtime_me.types import Event
 
-    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "samm_022_022_3_3")
+    s = real_sample("samm_022_022_3_3")
     src = ClipSource(s, hold=5)
     frames = list(src.frames())
     assert len(frames) == src.info.n_frames == s.n_frames + 10
@@ -87,12 +86,11 @@ def test_real_clip_sources_hold_their_ends_and_scoring_shifts_back(shared_data):
 
 
 @pytest.mark.slow
-def test_live_pipeline_spots_a_real_clip_from_its_onset(shared_data):
+def test_live_pipeline_spots_a_real_clip_from_its_onset(real_sample):
     """A research sample as it comes (coded onset to coded offset, nothing around it)."""
-    from realtime_me.datasets import read_samples
     from realtime_me.real_eval import run_live
 
-    s = next(x for x in read_samples(shared_data / "realclips" / "clips.json") if x.name == "samm_022_022_3_3")
+    s = real_sample("samm_022_022_3_3")
     r = run_live(s, hold=0, weights=None, backend="onnxruntime")
     assert r.spotted and r.kind == "micro" and r.iou >= 0.5
     assert r.emotion == s.label
