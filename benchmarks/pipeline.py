@@ -63,8 +63,10 @@ from realtime_me.types import Frame
 
 SHARED = SHARED_DATA
 WORK = ROOT / ".cache" / "bench"
-#: the settings before this speed work, measured alongside the current ones
-BEFORE = {"mesh_every_s": 0.0, "flow": FlowConfig(patch_stride=None, descent_iterations=None)}
+#: the settings before this speed work, measured alongside the current ones: the mesh on every
+#: frame, DIS's preset descent, one face at a time in the motion thread, OpenCV's own pool
+BEFORE = {"mesh_every_s": 0.0, "flow": FlowConfig(patch_stride=None, descent_iterations=None), "motion_batch": 1,
+          "opencv_threads": os.cpu_count() or 1}
 
 
 # ------------------------------------------------------------------ the machine
@@ -147,14 +149,14 @@ def pct(values, q) -> float | None:
 
 
 def bench(path: Path, label: str, classify: bool = True, settings: str = "after", live: bool = False) -> dict:
-    """One run; ``settings`` "before": mesh on every frame and the preset's DIS descent steps
-    (the per-frame settings before the speed work), "after": the defaults. ``live``: the file
+    """One run; ``settings`` "before": ``BEFORE`` (the per-frame settings before the speed
+    work), "after": the defaults. ``live``: the file
     paced at its frame rate, as a camera delivers it (the ring drops frames if the path falls
     behind), so the classify stage shares the cores with a pipeline that keeps up, not with
     one flat out."""
     mesh_before, mesh_cpu_before = mesh_alone(path)
     source = VideoSource(path, realtime=live)
-    extra = {"mesh_every_s": BEFORE["mesh_every_s"], "flow": BEFORE["flow"]} if settings == "before" else {}
+    extra = dict(BEFORE) if settings == "before" else {}
     pipeline = Pipeline(PipelineConfig(classify=classify, **extra))
     c0 = time.process_time()
     result = pipeline.run(source)

@@ -19,9 +19,10 @@ runs again at once when that shift exceeds ``drift_px``, its points disagree
 
 A face just found is meshed from the detector's box, the next run from the mesh's own
 landmarks, and the two disagree by about half a pixel on a still face (it takes 3-4 runs to
-settle to the mesh's own noise): a step the spotter reads as a movement. So on finding a face
-the mesh runs ``settle_runs`` more times on the same image, and the first landmarks are
-already the tracked ones (benchmarks/README.md has the figures).
+settle to the mesh's own noise): a step the spotter reads as a movement. So on finding a face,
+and on making the mesh anew for a crop when several faces show, the mesh runs
+``settle_runs`` more times on the same image, and the first landmarks are already the
+tracked ones (benchmarks/README.md has the figures).
 """
 from __future__ import annotations
 
@@ -125,9 +126,11 @@ class FaceTracker:
             half = self.crop_scale * max(x1 - x0, y1 - y0) / 2
             roi = (max(0, int(cx - half)), max(0, int(cy - half)), min(w, int(cx + half)), min(h, int(cy + half)))
         if (roi is None) != (self._roi is None) or (roi is not None and not _same_box(roi, self._roi)):
-            # The mesh's tracking state is in the coordinates of the image it was fed.
+            # The mesh's tracking state is in the coordinates of the image it was fed; a new
+            # mesh has no face yet, and starts from the detector's box (so it is settled).
             self._mesh.close()
             self._mesh = self._new_mesh()
+            self._lost = True
         self._roi = roi
 
     def process(self, frame: Frame) -> FaceLandmarks | None:

@@ -74,3 +74,20 @@ def test_a_face_just_found_starts_where_the_tracked_mesh_will_be(still_real_face
     assert [lm.measured for lm in lms] == [True] + [False] * 5 + [True, False]   # the mesh again at frame 6
     step = float(np.hypot(*(lms[6].points[:, :2] - lms[0].points[:, :2]).T).mean())
     assert (step < 0.2) is settled, step
+
+
+@pytest.mark.parametrize("settle_runs,settled", [(0, False), (4, True)])
+def test_a_mesh_made_anew_for_several_faces_starts_settled(still_real_face, settle_runs, settled):
+    # A second face appears: the tracker re-makes the mesh for a crop around the largest,
+    # and a new mesh starts from the detector's box, as a face just found does.
+    image, _ = still_real_face
+    h, w = image.shape[:2]
+    one = np.full((2 * h, 2 * w, 3), 128, np.uint8)
+    one[h // 2:h // 2 + h, :w] = image
+    two = one.copy()
+    two[h // 4:h // 4 + h // 2, w + w // 3:w + w // 3 + w // 2] = cv2.resize(image, (w // 2, h // 2))
+    with FaceTracker(settle_runs=settle_runs, mesh_every_s=0.0, check_every_s=0.5) as tracker:
+        lms = [tracker.process(Frame(i, i * 0.1, one if i < 6 else two)) for i in range(11)]
+    assert [lm.n_faces for lm in lms] == [1] * 10 + [2]          # counted at the check, t = 1 s
+    step = float(np.hypot(*(lms[10].points[:, :2] - lms[9].points[:, :2]).T).mean())
+    assert (step < 0.2) is settled, step

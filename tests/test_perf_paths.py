@@ -1,9 +1,12 @@
 """The fast paths of the per-frame chain and the classify stage do what the slow ones did.
 
-Face mesh on a schedule (points carried in between, re-run on drift and loss), the frame
-ring handing images over without a copy, the numba TV-L1 against OpenCV's, a fake
-high-rate camera, and an offline 200 fps run that loses no frame.
+Face mesh on a schedule (points carried in between, re-run on drift and loss), flow points
+of a batch against one crop at a time, the frame ring handing images over without a copy,
+the numba TV-L1 against OpenCV's, a fake high-rate camera, and an offline 200 fps run that
+loses no frame.
 """
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -72,6 +75,74 @@ def test_flow_reference_is_only_swapped_on_measured_frames(frames200):
     for face in faces:
         fp.process(face)
         assert (fp._since == 0) == face.measured      # due every frame, taken only when measured
+
+
+def test_flow_points_of_a_batch_are_those_of_one_crop_at_a_time(frames200):
+    """The motion thread's catch-up path (flows on two cores) chains the same points, to the
+    bit: a chain starting inside a batch, references swapped inside and between batches."""
+    with FaceTracker() as tr:
+        faces = [Aligner().process(f.image, tr.process(f)) for f in frames200[:14]]
+    one, many = FlowPoints(200.0), FlowPoints(200.0)
+    one.swap_every = many.swap_every = 2
+    alone = [one.process(f) for f in faces]
+    together = [p for i in range(0, len(faces), 4) for p in many.process_many(faces[i:i + 4])]
+    many.close()
+    assert len(together) == len(alone) == 14
+    for a, b in zip(alone, together):
+        assert (a.index, a.t, a.eye_aperture) == (b.index, b.t, b.eye_aperture)
+        assert np.array_equal(a.points, b.points)
+    assert not np.array_equal(alone[1].points, alone[0].points)     # the flow moved them
+
+
+def test_motion_thread_takes_the_faces_waiting_together_and_keeps_their_order(frames200):
+    """Behind a slow motion step, queued faces are flowed as one batch; a face loss queued
+    between them still comes in its place."""
+    from realtime_me.types import FaceLost
+
+    p = Pipeline(PipelineConfig(classify=False, motion_batch=4))
+    batches, order = [], []
+    move_many = p.chain.move_many
+
+    def spy(faces):
+        if not batches:
+            time.sleep(0.5)                  # a slow step: what follows queues up behind it
+        batches.append([f.index for f in faces])
+        order.extend(f.index for f in faces)
+        return move_many(faces)
+
+    p.chain.move_many = spy
+    real_lost = p.chain.lost
+    p.chain.lost = lambda i, t: (order.append(("lost", i)), real_lost(i, t))[1]
+    p.start(200.0, live=False)
+    with FaceTracker() as tr:
+        faces = [Aligner().process(f.image, tr.process(f)) for f in frames200[:7]]
+    for f in faces[:3]:                      # queued before the motion thread can take them
+        p._motion_q.put(f)
+    p._motion_q.put(FaceLost(3, 0.015))
+    for f in faces[4:]:
+        p._motion_q.put(f)
+    p.close_input()
+    p.wait(30)
+    assert order == [0, 1, 2, ("lost", 3), 4, 5, 6]
+    assert any(len(b) > 1 for b in batches)
+
+
+def test_pipeline_sets_opencvs_pool_to_its_config():
+    """OpenCV's own pool only spins beside the pipeline's threads: one thread unless told
+    to leave it (an embedding application may own that setting)."""
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        p = Pipeline(PipelineConfig(classify=False, opencv_threads=None))
+        p.start(30.0, live=False)
+        p.stop()
+        assert cv2.getNumThreads() == 2
+        p = Pipeline(PipelineConfig(classify=False))
+        p.start(30.0, live=False)
+        p.stop()
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_ring_hands_images_over_without_a_copy_when_asked():

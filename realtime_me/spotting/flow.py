@@ -14,6 +14,12 @@ current crop and its flowed points become the reference, so the chain stays cont
 out in crop pixels: the similarity alignment already removed most head motion, and the
 spotter removes the rest on its stable points.
 
+Several crops at once (``process_many``, when the motion thread has fallen behind): each
+crop's flow is from the reference, never from the crop before it, and which crop is the
+reference is decided by the crops' eye apertures before any flow is computed. So the flows
+are independent and two DIS instances compute them on two cores (OpenCV releases the GIL);
+the points are then chained in order, the same as one crop at a time, to the bit.
+
 Blinks: flow across closing lids is ill-defined, so a reference taken mid-blink would
 bake a few pixels of error into the eye points for good (seen as 4 s false "macro"
 movements of the eyes). The swap waits while the face-mesh eye aperture is more than
@@ -23,6 +29,7 @@ transient and the spotter's own blink check discards them.
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -72,6 +79,17 @@ def eye_aperture(pts: np.ndarray) -> float:
     return aperture(pts[:, :2], _LIDS, _CORNERS)
 
 
+@dataclass(slots=True)
+class _Planned:
+    """One crop of a batch before its flow."""
+
+    face: AlignedFace
+    gray: np.ndarray
+    ref: np.ndarray | None   # the reference its flow is from; None: it starts a chain
+    swap: bool               # it becomes the reference for the crops after it
+    aperture: float
+
+
 class FlowPoints:
     """Pipeline stage: AlignedFace -> CropPoints, the landmarks refined by flow."""
 
@@ -79,13 +97,19 @@ class FlowPoints:
         self.config = config or FlowConfig()
         self.swap_every = max(1, int(round(self.config.swap_s * fps)))
         self._apertures: deque[float] = deque(maxlen=max(2, int(round(self.config.open_window_s * fps))))
-        self._dis = cv2.DISOpticalFlow_create(self.config.preset)
-        self._dis.setVariationalRefinementIterations(self.config.refinement_iterations)
-        if self.config.patch_stride is not None:
-            self._dis.setPatchStride(self.config.patch_stride)
-        if self.config.descent_iterations is not None:
-            self._dis.setGradientDescentIterations(self.config.descent_iterations)
+        self._dis = self._new_dis()
+        self._dis2 = None                  # the helper's own DIS (an instance is not thread-safe)
+        self._helper: ThreadPoolExecutor | None = None
         self.reset()
+
+    def _new_dis(self):
+        dis = cv2.DISOpticalFlow_create(self.config.preset)
+        dis.setVariationalRefinementIterations(self.config.refinement_iterations)
+        if self.config.patch_stride is not None:
+            dis.setPatchStride(self.config.patch_stride)
+        if self.config.descent_iterations is not None:
+            dis.setGradientDescentIterations(self.config.descent_iterations)
+        return dis
 
     def reset(self) -> None:
         """Forget the reference (the face was lost): the next crop starts a new chain."""
@@ -102,18 +126,57 @@ class FlowPoints:
         return aperture >= (1 - self.config.blink_drop) * float(np.percentile(self._apertures, 90))
 
     def process(self, face: AlignedFace) -> CropPoints:
+        return self.process_many([face])[0]
+
+    def process_many(self, faces: list[AlignedFace]) -> list[CropPoints]:
+        """Crops in frame order -> their points, as ``process`` on each in turn would give;
+        with two or more to flow, on two cores."""
+        plan = [self._plan(face) for face in faces]
+        flows = self._flows([(p.ref, p.gray) for p in plan if p.ref is not None])
+        out = []
+        for p in plan:
+            if p.ref is None:                     # a new chain starts at this crop
+                self._ref_pts = p.face.points.astype(np.float32)
+                pts = self._ref_pts
+            else:
+                pts = (self._ref_pts + sample_bilinear(next(flows), self._ref_pts)).astype(np.float32)
+                if p.swap:
+                    self._ref_pts = pts
+            chans = np.zeros((len(pts), 3), np.float32)
+            chans[:, :2] = pts
+            out.append(CropPoints(p.face.index, p.face.t, chans, p.aperture))
+        return out
+
+    def _plan(self, face: AlignedFace) -> "_Planned":
+        """A crop's part that needs no flow: which reference, and whether it becomes one."""
         gray = to_gray(face.crop)
         aperture = eye_aperture(face.points)
         self._apertures.append(aperture)
         if self._ref is None or self._ref.shape != gray.shape:
-            self._ref, self._ref_pts, self._since = gray, face.points.astype(np.float32), 0
-            pts = self._ref_pts
-        else:
-            flow = self._dis.calc(self._ref, gray, None)
-            pts = (self._ref_pts + sample_bilinear(flow, self._ref_pts)).astype(np.float32)
-            self._since += 1
-            if self._may_swap(aperture, face.measured):
-                self._ref, self._ref_pts, self._since = gray, pts, 0
-        out = np.zeros((len(pts), 3), np.float32)
-        out[:, :2] = pts
-        return CropPoints(face.index, face.t, out, aperture)
+            self._ref, self._since = gray, 0
+            return _Planned(face, gray, None, True, aperture)
+        ref = self._ref
+        self._since += 1
+        swap = self._may_swap(aperture, face.measured)
+        if swap:
+            self._ref, self._since = gray, 0
+        return _Planned(face, gray, ref, swap, aperture)
+
+    def _flows(self, pairs: list[tuple[np.ndarray, np.ndarray]]):
+        """DIS flow of each (reference, crop) pair, in order; every other one on the helper."""
+        if len(pairs) < 2:
+            return iter([self._dis.calc(ref, gray, None) for ref, gray in pairs])
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="rtme-flow")
+            self._dis2 = self._new_dis()
+        second = self._helper.submit(lambda: [self._dis2.calc(r, g, None) for r, g in pairs[1::2]])
+        first = [self._dis.calc(r, g, None) for r, g in pairs[::2]]
+        flows = [None] * len(pairs)
+        flows[::2], flows[1::2] = first, second.result()
+        return iter(flows)
+
+    def close(self) -> None:
+        """Stop the helper thread (it is also stopped with the interpreter)."""
+        if self._helper is not None:
+            self._helper.shutdown()
+            self._helper = None
