@@ -16,11 +16,10 @@ aligned crop, not the frame.
 
 The pipeline's threads are its parallelism, so OpenCV's own thread pool is set to one
 thread (``PipelineConfig.opencv_threads``, process-wide): on top of them its workers mostly
-wait busily, about 4.5 ms of CPU a frame at 30 fps live, for no throughput. When the motion
+wait busily (a few ms of CPU a frame at 30 fps live), for no throughput. When the motion
 thread falls behind, it takes the faces queued for it together and their flows run on two
-cores (``FlowPoints.process_many``). Flat out, that leaves no idle core: a classification
-then shares them (40-60 ms wall here, against 25-35 ms when the motion thread was the
-bottleneck); a source that keeps up is unaffected.
+cores (``FlowPoints.process_many``). Flat out, that leaves no idle core, so a classification
+then shares them and takes longer (benchmarks/README.md); a source that keeps up is unaffected.
 
 Every queue is bounded: a live source that outruns processing loses its oldest
 frames (counted), a slow classifier loses classifications (counted, the event is
