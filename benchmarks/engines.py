@@ -73,6 +73,7 @@ def _machine() -> dict:
 
     info["torch"], info["onnxruntime"] = torch.__version__, onnxruntime.__version__
     info["torch_threads"] = torch.get_num_threads()
+    info["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     from realtime_me.engines.cache import l4t_release
 
     info["l4t"] = l4t_release()
@@ -138,8 +139,11 @@ def configurations(requested: list[str] | None, precision: str) -> list[tuple[st
         confs.append(("onnxruntime-cuda", "onnxruntime", {"providers": ("cuda",)}))
     if a.tensorrt is None:
         confs.append(("tensorrt", "tensorrt", {}))
-    if precision == "fp16":
-        confs = [c for c in confs if c[1] == "tensorrt" or c[0] == "onnxruntime-cuda"]
+    if precision == "fp16":  # a GPU precision: what runs on CUDA
+        import torch
+
+        confs = [c for c in confs if c[1] == "tensorrt" or c[0] == "onnxruntime-cuda"
+                 or (c[0] == "torch" and torch.cuda.is_available())]
     if requested:
         confs = [c for c in confs if c[1] in requested or c[0] in requested]
     return confs

@@ -648,7 +648,21 @@ def test_triton_engine_builds_real_requests(built_weights, cache_dir, real_batch
         load_engine(built_weights, "triton", cache_dir=cache_dir, model_name="other")
 
 
-# ------------------------------------------------------------------ GPU (TensorRT)
+# ------------------------------------------------------------------ GPU (torch on CUDA, TensorRT)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision,tol", [("fp32", 5e-3), ("fp16", 5e-2)])
+def test_torch_on_cuda_matches_cpu(weights, real_batch, precision, tol):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device torch can see")
+    engine = load_engine(weights, "torch", precision=precision)
+    assert engine.device.startswith("cuda") and engine.precision == precision
+    spec, model = load_spec(weights)
+    got, ref = engine.run(real_batch), _ref(model, real_batch)
+    for n in ref:
+        np.testing.assert_allclose(got[n], ref[n], atol=tol, rtol=0)
+    assert (got["logits"].argmax(1) == ref["logits"].argmax(1)).all()
 
 
 @pytest.fixture(scope="module")
