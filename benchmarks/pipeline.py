@@ -65,9 +65,10 @@ from realtime_me.types import Frame
 SHARED = SHARED_DATA
 WORK = ROOT / ".cache" / "bench"
 #: the settings before this speed work, measured alongside the current ones: the mesh on every
-#: frame, DIS's preset descent, one face at a time in the motion thread, OpenCV's own pool
+#: frame, DIS's preset descent, one face at a time in the motion thread, OpenCV's own pool, every
+#: thread at one priority
 BEFORE = {"mesh_every_s": 0.0, "flow": FlowConfig(patch_stride=None, descent_iterations=None), "motion_batch": 1,
-          "opencv_threads": os.cpu_count() or 1}
+          "opencv_threads": os.cpu_count() or 1, "frame_nice": 0}
 
 
 # ------------------------------------------------------------------ the machine

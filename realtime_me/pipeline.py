@@ -19,7 +19,10 @@ thread (``PipelineConfig.opencv_threads``, process-wide): on top of them its wor
 wait busily (a few ms of CPU a frame at 30 fps live), for no throughput. When the motion
 thread falls behind, it takes the faces queued for it together and their flows run on two
 cores (``FlowPoints.process_many``). Flat out, that leaves no idle core, so a classification
-then shares them and takes longer (benchmarks/README.md); a source that keeps up is unaffected.
+then shares them and takes longer (benchmarks/README.md). A source that keeps up leaves idle
+time, but at 200 fps on two cores the per-frame path still takes most of it; so its threads,
+and MediaPipe's, run a little nicer than the classifier's (``PipelineConfig.frame_nice``): a
+classification is not starved, and the per-frame path, which has slack, catches up after it.
 
 Every queue is bounded: a live source that outruns processing loses its oldest
 frames (counted), a slow classifier loses classifications (counted, the event is
@@ -28,8 +31,11 @@ with back-pressure instead and lose nothing (``Pipeline._hand_over``, the one ru
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -81,6 +87,7 @@ class PipelineConfig:
     motion_queue: int = 8            # aligned faces waiting for the motion thread
     motion_batch: int = 4            # ... of which it takes up to this many at once when behind (flows on two cores)
     opencv_threads: int | None = 1   # cv2.setNumThreads at start (process-wide); None: leave OpenCV's setting
+    frame_nice: int = 5              # the per-frame threads (and MediaPipe's) this much nicer than the classifier's (Linux)
     mesh_every_s: float = 0.03       # face mesh at most this often, its points carried between (0: every frame)
     flow: "FlowConfig | None" = None  # flow-points settings; None: FlowConfig()
 
@@ -118,8 +125,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.sinks: list[EventSink] = list(sinks)
         c = self.config
-        self.chain = FaceChain(ChainConfig(mesh_every_s=c.mesh_every_s, align_size=c.align_size, flow=c.flow,
-                                           sensitivity=c.sensitivity))
+        self.chain = _made_nicer(c.frame_nice, lambda: FaceChain(ChainConfig(
+            mesh_every_s=c.mesh_every_s, align_size=c.align_size, flow=c.flow, sensitivity=c.sensitivity)))
         self.classifier = self._load_classifier() if self.config.classify else None
         self.events: list[Event] = []
         self.stats = Stats()
@@ -190,15 +197,17 @@ class Pipeline:
         self._motion = deque(maxlen=max(2, int(self.config.motion_seconds * self._fps)))
         self._windows.clear()
         self._lost_since, self._last, self._next_index = None, None, 0
-        self._threads = [threading.Thread(target=self._guard, args=(self._process_loop,), name="rtme-process", daemon=True),
-                         threading.Thread(target=self._guard, args=(self._motion_loop,), name="rtme-motion", daemon=True)]
+        nice = self.config.frame_nice
+        self._threads = [threading.Thread(target=self._guard, args=(self._process_loop, nice), name="rtme-process", daemon=True),
+                         threading.Thread(target=self._guard, args=(self._motion_loop, nice), name="rtme-motion", daemon=True)]
         if self.classifier is not None:
             self._threads.append(threading.Thread(target=self._guard, args=(self._classify_loop,), name="rtme-classify", daemon=True))
         for t in self._threads:
             t.start()
 
-    def _guard(self, loop) -> None:
+    def _guard(self, loop, nice: int = 0) -> None:
         """A crash in a worker stops the run cleanly and is re-raised by ``wait``."""
+        _nicer(nice)
         try:
             loop()
             self.stats.thread_cpu_s[threading.current_thread().name] = time.thread_time()
@@ -283,6 +292,7 @@ class Pipeline:
         return RunResult(list(self.events), self.stats, source.info, source.end_reason)
 
     def _feed(self, source: Source, progress) -> None:
+        _nicer(self.config.frame_nice)
         frames = source.frames()
         try:
             while not self._stop.is_set():
@@ -481,3 +491,35 @@ def _put_sentinel(q: queue.Queue, patience_s: float = 30.0) -> None:
         q.put(None, timeout=patience_s)
     except queue.Full:
         log.error("classifier did not drain its queue; dropping %d pending classifications", q.qsize())
+
+
+def _nicer(by: int) -> None:
+    """Make the calling thread ``by`` nicer. Linux keeps nice per thread and a new thread
+    inherits its maker's; elsewhere nice is the whole process's, so nothing is done."""
+    if by <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
+
+
+def _made_nicer(by: int, make: Callable):
+    """``make()`` in a short-lived thread ``by`` nicer, so the threads it starts (MediaPipe's
+    graphs start theirs when made) run that nice too; the caller's thread is left as it is."""
+    if by <= 0:
+        return make()
+    out: dict = {}
+
+    def run() -> None:
+        _nicer(by)
+        try:
+            out["made"] = make()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="rtme-make")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["made"]

@@ -5,6 +5,9 @@ of a batch against one crop at a time, the frame ring handing images over withou
 the numba TV-L1 against OpenCV's, a fake high-rate camera, and an offline 200 fps run that
 loses no frame.
 """
+import os
+import sys
+import threading
 import time
 
 import cv2
@@ -143,6 +146,40 @@ def test_pipeline_sets_opencvs_pool_to_its_config():
         assert cv2.getNumThreads() == 1
     finally:
         cv2.setNumThreads(before)
+
+
+def _nice(tid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+def _tasks() -> set[int]:
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice is per thread on Linux only")
+@pytest.mark.parametrize("by", [5, 0])
+def test_the_per_frame_threads_and_mediapipes_run_nicer_than_the_classifier(by):
+    """At 200 fps on two cores the per-frame path takes most of the idle time; a
+    classification must not starve beside it. Its threads and the graph threads MediaPipe
+    starts are ``frame_nice`` nicer; the classifier's and the caller's are not."""
+    base = _nice(threading.get_native_id())
+    before = _tasks()
+    p = Pipeline(PipelineConfig(classify=False, frame_nice=by))
+    made = _tasks() - before
+    try:
+        assert len(made) >= 2 and {_nice(t) for t in made} == {base + by}  # MediaPipe's graphs
+        assert _nice(threading.get_native_id()) == base
+    finally:
+        p.close()
+    p = Pipeline(PipelineConfig(frame_nice=by))
+    try:
+        p.start(30.0, live=False)
+        threads = {t.name: t.native_id for t in threading.enumerate() if t.name.startswith("rtme-")}
+        assert _nice(threads["rtme-process"]) == _nice(threads["rtme-motion"]) == base + by
+        assert _nice(threads["rtme-classify"]) == base
+        p.stop()
+    finally:
+        p.close()
 
 
 def test_ring_hands_images_over_without_a_copy_when_asked():
