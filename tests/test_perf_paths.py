@@ -2,8 +2,8 @@
 
 Face mesh on a schedule (points carried in between, re-run on drift and loss), flow points
 of a batch against one crop at a time, the frame ring handing images over without a copy,
-the numba TV-L1 against OpenCV's, a fake high-rate camera, and an offline 200 fps run that
-loses no frame.
+the numba TV-L1 against OpenCV's, a fake high-rate camera, an offline 200 fps run that
+loses no frame, and the per-frame threads' priority under the classifier's.
 """
 import os
 import sys
@@ -163,11 +163,12 @@ def test_the_per_frame_threads_and_mediapipes_run_nicer_than_the_classifier(by):
     classification must not starve beside it. Its threads and the graph threads MediaPipe
     starts are ``frame_nice`` nicer; the classifier's and the caller's are not."""
     base = _nice(threading.get_native_id())
+    nicer = min(base + by, 19)  # Linux's ceiling
     before = _tasks()
     p = Pipeline(PipelineConfig(classify=False, frame_nice=by))
     made = _tasks() - before
     try:
-        assert len(made) >= 2 and {_nice(t) for t in made} == {base + by}  # MediaPipe's graphs
+        assert len(made) >= 2 and {_nice(t) for t in made} == {nicer}  # MediaPipe's graphs
         assert _nice(threading.get_native_id()) == base
     finally:
         p.close()
@@ -175,7 +176,7 @@ def test_the_per_frame_threads_and_mediapipes_run_nicer_than_the_classifier(by):
     try:
         p.start(30.0, live=False)
         threads = {t.name: t.native_id for t in threading.enumerate() if t.name.startswith("rtme-")}
-        assert _nice(threads["rtme-process"]) == _nice(threads["rtme-motion"]) == base + by
+        assert _nice(threads["rtme-process"]) == _nice(threads["rtme-motion"]) == nicer
         assert _nice(threads["rtme-classify"]) == base
         p.stop()
     finally:
