@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -508,18 +509,5 @@ def _made_nicer(by: int, make: Callable):
     graphs start theirs when made) run that nice too; the caller's thread is left as it is."""
     if by <= 0:
         return make()
-    out: dict = {}
-
-    def run() -> None:
-        _nicer(by)
-        try:
-            out["made"] = make()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            out["error"] = e
-
-    t = threading.Thread(target=run, name="rtme-make")
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["made"]
+    with ThreadPoolExecutor(1, "rtme-make", initializer=_nicer, initargs=(by,)) as maker:
+        return maker.submit(make).result()
